@@ -1,0 +1,32 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the whole suite).
+# Both create or reuse .venv in the checkout and install everything into it first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.saliency-toolkit-installed
+# CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu.
+EXTRAS := torch,tensorflow-cpu,jax,dev
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m saliency_core
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check saliency_core adapters visualize tests
+	$(PY) -m mypy saliency_core visualize
+
+bench: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_core
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,0 +1,134 @@
+"""Streaming rows through a callback in fixed-size chunks, keeping only running sums.
+
+SmoothGrad and integrated gradients both evaluate a callback on ``n_inputs x per_input``
+rows: row ``r`` belongs to input ``r // per_input`` and is the ``r % per_input``-th sample
+(noise draw or path point) of that input. Rows are made chunk by chunk, at most
+``batch_size`` at a time, and each chunk's results are folded into per-input running
+statistics in float64, so memory is ``O(batch_size x input)`` whatever ``per_input`` is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._checks import check_callback_output
+
+__all__ = ["RunningStatistic", "stream_rows"]
+
+
+class RunningStatistic:
+    """Per-input running mean of ``g``, ``|g|`` or ``g**2``, or the variance of ``g``.
+
+    The variance uses Chan et al.'s pairwise merge of (count, mean, M2) per chunk segment,
+    which stays accurate when the mean is large next to the spread and is a sum of squares,
+    so it is never negative.
+    """
+
+    def __init__(self, kind: str, n_inputs: int) -> None:
+        self.kind = kind
+        self.n_inputs = n_inputs
+        self.count = np.zeros(n_inputs, dtype=np.int64)
+        self.total: np.ndarray | None = None  # sums, or means for "variance"
+        self.m2: np.ndarray | None = None
+
+    def _allocate(self, trailing: tuple[int, ...]) -> None:
+        self.total = np.zeros((self.n_inputs, *trailing), dtype=np.float64)
+        if self.kind == "variance":
+            self.m2 = np.zeros_like(self.total)
+
+    def add(self, inputs: np.ndarray, values: np.ndarray) -> None:
+        """Fold ``values`` (one row each) into the inputs named by the sorted ``inputs``."""
+        if self.total is None:
+            self._allocate(values.shape[1:])
+        starts = np.flatnonzero(np.r_[True, inputs[1:] != inputs[:-1]])
+        owners = inputs[starts]
+        sizes = np.diff(np.r_[starts, len(inputs)])
+        values = values.astype(np.float64, copy=False)
+        if self.kind == "variance":
+            self._merge_variance(owners, starts, sizes, values)
+        else:
+            if self.kind == "abs":
+                values = np.abs(values)
+            elif self.kind == "square":
+                values = np.square(values)
+            self.total[owners] += np.add.reduceat(values, starts, axis=0)  # type: ignore[index]
+        self.count[owners] += sizes
+
+    def _merge_variance(
+        self, owners: np.ndarray, starts: np.ndarray, sizes: np.ndarray, values: np.ndarray
+    ) -> None:
+        total, m2 = self.total, self.m2
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        segment = np.repeat(np.arange(len(starts)), sizes)
+        seg_mean = np.add.reduceat(values, starts, axis=0) / sizes.reshape(shape)
+        seg_m2 = np.add.reduceat(np.square(values - seg_mean[segment]), starts, axis=0)
+        n_a = self.count[owners].reshape(shape).astype(np.float64)
+        n_b = sizes.reshape(shape).astype(np.float64)
+        n = n_a + n_b
+        delta = seg_mean - total[owners]  # type: ignore[index]
+        total[owners] += delta * (n_b / n)  # type: ignore[index]
+        m2[owners] += seg_m2 + np.square(delta) * (n_a * n_b / n)  # type: ignore[index]
+
+    def result(self) -> np.ndarray:
+        """The per-input statistic, ``(n_inputs, *trailing)`` in float64."""
+        if self.total is None:
+            raise RuntimeError("RunningStatistic.result() called before any rows were added")
+        shape = (-1,) + (1,) * (self.total.ndim - 1)
+        numerator = self.m2 if self.kind == "variance" else self.total
+        return numerator / self.count.reshape(shape)  # type: ignore[operator]
+
+
+def stream_rows(
+    fn: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    make_rows: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    targets: np.ndarray | None,
+    *,
+    n_inputs: int,
+    per_input: int,
+    batch_size: int,
+    statistic: RunningStatistic,
+    expected_trailing: tuple[int, ...] | None,
+    progress: bool = False,
+    description: str = "",
+) -> None:
+    """Evaluate ``fn`` on every row, ``batch_size`` rows per call, into ``statistic``.
+
+    Args:
+        fn: the attribution callback ``fn(x, target)``.
+        make_rows: ``make_rows(inputs, samples) -> batch`` builds the rows of one chunk;
+            ``inputs`` and ``samples`` are int arrays of the chunk's input and sample indices.
+            It is called in row order, which keeps random streams independent of
+            ``batch_size``.
+        targets: ``(n_inputs,)`` indices or None; each row gets its input's target.
+        expected_trailing: the trailing shape ``fn`` must return, or None to accept the
+            first call's and hold every later call to it.
+    """
+    total = n_inputs * per_input
+    bar = _progress_bar(total, description) if progress else None
+    try:
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            rows = np.arange(start, stop)
+            inputs, samples = np.divmod(rows, per_input)
+            batch = make_rows(inputs, samples)
+            chunk_targets = None if targets is None else targets[inputs]
+            output = fn(batch, chunk_targets)
+            expected = None if expected_trailing is None else (stop - start, *expected_trailing)
+            output = check_callback_output(
+                output, rows=(start, stop - 1), expected_shape=expected, n_rows=stop - start
+            )
+            expected_trailing = output.shape[1:]
+            statistic.add(inputs, output)
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(total: int, description: str):  # noqa: ANN202 - tqdm's type is optional
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="row", leave=False)
