@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.saliency-toolkit-installed
 # CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu.
 EXTRAS := torch,tensorflow-cpu,jax,dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench-core clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check saliency_core adapters visualize tests
 	$(PY) -m mypy saliency_core visualize
 
-bench: $(STAMP)
+bench-core: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_core
 
 clean:

@@ -15,7 +15,14 @@ import numpy as np
 
 from ._checks import check_callback_output
 
-__all__ = ["RunningStatistic", "stream_rows"]
+__all__ = ["RunningStatistic", "segments", "stream_rows"]
+
+
+def segments(inputs: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(input, start, stop)`` for each run of equal values in the sorted ``inputs``."""
+    starts = np.flatnonzero(np.r_[True, inputs[1:] != inputs[:-1]])
+    stops = np.r_[starts[1:], len(inputs)]
+    return list(zip(inputs[starts].tolist(), starts.tolist(), stops.tolist(), strict=True))
 
 
 class RunningStatistic:
@@ -42,34 +49,27 @@ class RunningStatistic:
         """Fold ``values`` (one row each) into the inputs named by the sorted ``inputs``."""
         if self.total is None:
             self._allocate(values.shape[1:])
-        starts = np.flatnonzero(np.r_[True, inputs[1:] != inputs[:-1]])
-        owners = inputs[starts]
-        sizes = np.diff(np.r_[starts, len(inputs)])
-        values = values.astype(np.float64, copy=False)
-        if self.kind == "variance":
-            self._merge_variance(owners, starts, sizes, values)
-        else:
-            if self.kind == "abs":
-                values = np.abs(values)
-            elif self.kind == "square":
-                values = np.square(values)
-            self.total[owners] += np.add.reduceat(values, starts, axis=0)  # type: ignore[index]
-        self.count[owners] += sizes
-
-    def _merge_variance(
-        self, owners: np.ndarray, starts: np.ndarray, sizes: np.ndarray, values: np.ndarray
-    ) -> None:
         total, m2 = self.total, self.m2
-        shape = (-1,) + (1,) * (values.ndim - 1)
-        segment = np.repeat(np.arange(len(starts)), sizes)
-        seg_mean = np.add.reduceat(values, starts, axis=0) / sizes.reshape(shape)
-        seg_m2 = np.add.reduceat(np.square(values - seg_mean[segment]), starts, axis=0)
-        n_a = self.count[owners].reshape(shape).astype(np.float64)
-        n_b = sizes.reshape(shape).astype(np.float64)
-        n = n_a + n_b
-        delta = seg_mean - total[owners]  # type: ignore[index]
-        total[owners] += delta * (n_b / n)  # type: ignore[index]
-        m2[owners] += seg_m2 + np.square(delta) * (n_a * n_b / n)  # type: ignore[index]
+        if self.kind == "abs":
+            values = np.abs(values)
+        elif self.kind == "square":
+            values = np.square(values)
+        for owner, start, stop in segments(inputs):
+            # float64 sums straight from the callback's dtype, one run of rows at a time
+            # (a plain sum is several times faster than ufunc.reduceat here)
+            run = values[start:stop]
+            run_sum = run.sum(axis=0, dtype=np.float64)
+            n_a, n_b = self.count[owner], stop - start
+            if m2 is None:
+                total[owner] += run_sum  # type: ignore[index]
+            else:
+                # Chan et al.: merge (n_a, mean_a, M2_a) with the run's (n_b, mean_b, M2_b)
+                run_mean = run_sum / n_b
+                run_m2 = np.square(run - run_mean).sum(axis=0, dtype=np.float64)
+                delta = run_mean - total[owner]  # type: ignore[index]
+                total[owner] += delta * (n_b / (n_a + n_b))  # type: ignore[index]
+                m2[owner] += run_m2 + np.square(delta) * (n_a * n_b / (n_a + n_b))
+            self.count[owner] += n_b
 
     def result(self) -> np.ndarray:
         """The per-input statistic, ``(n_inputs, *trailing)`` in float64."""
