@@ -12,7 +12,9 @@ the options with :func:`functools.partial` gives a callback again, so methods co
     maps = smoothgrad(partial(integrated_gradients, grad_fn, steps=20), x, target, seed=0)
 """
 
+from .cam import grad_cam, grad_cam_plus_plus, resize_linear
 from .gradients import gradient_x_input, integrated_gradients, vanilla_gradient
+from .occlusion import occlusion
 from .smoothing import AGGREGATES, noise_sigma, smoothgrad
 from .types import AttributionFn, GradientFn, LayerFn, PredictFn
 
@@ -22,9 +24,13 @@ __all__ = [
     "GradientFn",
     "LayerFn",
     "PredictFn",
+    "grad_cam",
+    "grad_cam_plus_plus",
     "gradient_x_input",
     "integrated_gradients",
     "noise_sigma",
+    "occlusion",
+    "resize_linear",
     "smoothgrad",
     "vanilla_gradient",
 ]
