@@ -41,4 +41,4 @@ def require(module_name: str) -> ModuleType:
         message = f"{module_name} is not installed ({error})"
         if frameworks_required():
             pytest.fail(f"{message}; CI requires every framework", pytrace=False)
-        pytest.skip(message)
+        pytest.skip(message, allow_module_level=True)

@@ -1,0 +1,69 @@
+"""Heat-map post-processing and rendering for saliency maps from any framework.
+
+This package sees only numpy arrays (anything ``np.asarray`` accepts), so it works on the
+results of every adapter alike. It imports numpy and Pillow only; matplotlib, when
+installed, is imported inside :func:`apply_colormap` for its extra colour maps.
+
+Array functions (:mod:`visualize.maps`, :mod:`visualize.colormaps`,
+:mod:`visualize.overlays`):
+
+* :func:`select_sign`, :func:`grayscale`, :func:`diverging`, :func:`times_input`,
+  :func:`difference_map`, :func:`discriminativity`
+* :func:`apply_colormap`, :func:`colormap_range`
+* :func:`overlay`, :func:`masked_image`, :func:`alpha_scaling`
+
+Rendering with Pillow (:mod:`visualize.render`): :func:`to_uint8`, :func:`to_image`,
+:func:`grid`, :func:`save`.
+
+Examples:
+    >>> import numpy as np
+    >>> import visualize
+    >>> gradients = np.random.default_rng(0).normal(size=(2, 8, 8, 3))  # (N, H, W, C)
+    >>> maps = visualize.grayscale(gradients)   # |g| summed over channels, capped at p99
+    >>> maps.shape, float(maps.min()), float(maps.max())
+    ((2, 8, 8), 0.0, 1.0)
+    >>> figure = visualize.grid([list(maps), list(visualize.diverging(gradients))])
+    >>> figure.size
+    (28, 28)
+"""
+
+from visualize.colormaps import (
+    BUILTIN_COLORMAPS,
+    DIVERGING_COLORMAPS,
+    apply_colormap,
+    colormap_range,
+)
+from visualize.maps import (
+    REDUCTIONS,
+    SIGNS,
+    difference_map,
+    discriminativity,
+    diverging,
+    grayscale,
+    select_sign,
+    times_input,
+)
+from visualize.overlays import alpha_scaling, masked_image, overlay
+from visualize.render import grid, save, to_image, to_uint8
+
+__all__ = [
+    "BUILTIN_COLORMAPS",
+    "DIVERGING_COLORMAPS",
+    "REDUCTIONS",
+    "SIGNS",
+    "alpha_scaling",
+    "apply_colormap",
+    "colormap_range",
+    "difference_map",
+    "discriminativity",
+    "diverging",
+    "grayscale",
+    "grid",
+    "masked_image",
+    "overlay",
+    "save",
+    "select_sign",
+    "times_input",
+    "to_image",
+    "to_uint8",
+]
