@@ -12,7 +12,7 @@ the options with :func:`functools.partial` gives a callback again, so methods co
     maps = smoothgrad(partial(integrated_gradients, grad_fn, steps=20), x, target, seed=0)
 """
 
-from .cam import grad_cam, grad_cam_plus_plus, resize_linear
+from .cam import grad_cam, grad_cam_plus_plus, guided_grad_cam, resize_linear
 from .gradients import gradient_x_input, integrated_gradients, vanilla_gradient
 from .occlusion import occlusion
 from .smoothing import AGGREGATES, noise_sigma, smoothgrad
@@ -27,6 +27,7 @@ __all__ = [
     "grad_cam",
     "grad_cam_plus_plus",
     "gradient_x_input",
+    "guided_grad_cam",
     "integrated_gradients",
     "noise_sigma",
     "occlusion",

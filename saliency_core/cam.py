@@ -26,9 +26,10 @@ from ._checks import (
     check_callback_output,
     check_positive_int,
 )
-from .types import LayerFn
+from .gradients import vanilla_gradient
+from .types import GradientFn, LayerFn
 
-__all__ = ["grad_cam", "grad_cam_plus_plus", "resize_linear"]
+__all__ = ["grad_cam", "grad_cam_plus_plus", "guided_grad_cam", "resize_linear"]
 
 
 def _axis(axis: int, ndim: int, name: str) -> int:
@@ -199,3 +200,48 @@ def grad_cam_plus_plus(
     """
     return _cam("grad_cam_plus_plus", layer_fn, x, target, channel_axis=channel_axis,
                 input_channel_axis=input_channel_axis, size=size, batch_size=batch_size)
+
+
+def guided_grad_cam(
+    guided_fn: GradientFn,
+    x: np.ndarray,
+    target: int | np.ndarray | None = None,
+    *,
+    layer_fn: LayerFn,
+    channel_axis: int = -1,
+    input_channel_axis: int | None = -1,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Guided Grad-CAM: guided backpropagation times the Grad-CAM map, shaped like ``x``.
+
+    Selvaraju et al. 2017 multiply the fine-grained guided-backpropagation gradient by the
+    class-discriminative Grad-CAM map, upsampled to the input and broadcast over its
+    channels.
+
+    Args:
+        guided_fn: a gradient callback with the guided ReLU rule (an adapter's
+            ``gradient_fn(model, relu_rule="guided")``).
+        x: a batch ``(N, *input_shape)``.
+        target: None, one output index for all inputs, or one per input ``(N,)``.
+        layer_fn: the layer callback for Grad-CAM (an adapter's ``layer_fn``).
+        channel_axis: the channel axis of the layer's activations.
+        input_channel_axis: the channel axis of ``x`` (None when it has none).
+        batch_size: the most inputs sent to each callback in one call.
+
+    Returns:
+        An array shaped like ``x``.
+
+    Examples:
+        >>> a = np.ones((1, 2, 2, 1))
+        >>> layer = lambda x, t: (a * [[[[1.0], [0.0]], [[2.0], [0.0]]]], np.ones_like(a))
+        >>> guided = lambda x, t: np.ones_like(x)
+        >>> guided_grad_cam(guided, np.zeros((1, 2, 2, 3)), layer_fn=layer)[0, :, :, 0]
+        array([[1., 0.],
+               [2., 0.]])
+    """
+    guided = vanilla_gradient(guided_fn, x, target, batch_size=batch_size)
+    cam = grad_cam(layer_fn, x, target, channel_axis=channel_axis,
+                   input_channel_axis=input_channel_axis, batch_size=batch_size)
+    if input_channel_axis is None:
+        return guided * cam
+    return guided * np.expand_dims(cam, _axis(input_channel_axis, guided.ndim, "input_channel_axis"))

@@ -8,7 +8,14 @@ from functools import partial
 import numpy as np
 import pytest
 
-from saliency_core import grad_cam, grad_cam_plus_plus, occlusion, resize_linear, smoothgrad
+from saliency_core import (
+    grad_cam,
+    grad_cam_plus_plus,
+    guided_grad_cam,
+    occlusion,
+    resize_linear,
+    smoothgrad,
+)
 
 
 def layer_returning(a, g):
@@ -149,3 +156,21 @@ def test_occlusion_call_count_and_bad_input():
         occlusion(lambda b: np.ones((len(b), 3)), np.ones((1, 4, 4)), window=2)
     with pytest.raises(ValueError, match=r"target: expected indices in \[0, 2\], got 5"):
         occlusion(lambda b: np.ones((len(b), 3)), np.ones((1, 4, 4)), 5, window=2)
+
+
+def test_guided_grad_cam_multiplies_and_broadcasts_over_channels():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(size=(2, 2, 2, 4))
+    g = rng.standard_normal((2, 2, 2, 4))
+    guided = rng.standard_normal((2, 4, 4, 3))
+    x = np.zeros((2, 4, 4, 3))
+    cam = grad_cam(layer_returning(a, g), x)
+    result = guided_grad_cam(lambda b, t: guided[: len(b)], x, layer_fn=layer_returning(a, g))
+    np.testing.assert_allclose(result, guided * cam[..., None])
+    # NCHW: the map is broadcast over axis 1
+    result_nchw = guided_grad_cam(
+        lambda b, t: guided.transpose(0, 3, 1, 2)[: len(b)], x.transpose(0, 3, 1, 2),
+        layer_fn=layer_returning(a.transpose(0, 3, 1, 2), g.transpose(0, 3, 1, 2)),
+        channel_axis=1, input_channel_axis=1,
+    )
+    np.testing.assert_allclose(result_nchw, result.transpose(0, 3, 1, 2))
