@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m saliency_core
+	$(VENV)/bin/saliency demo --out saliency-figures
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,0 +1,400 @@
+"""The shipped demo model: a small CNN trained on real handwritten digits.
+
+Importing this package imports numpy only; :func:`build` imports the framework it is asked
+for, when it is asked. The weights (``digits_cnn.npz``, about 55 KB) and a few held-out
+sample digits (``samples.npz``) ship inside the package, so nothing is downloaded.
+
+Data: scikit-learn's ``load_digits`` (1797 real handwritten digits, 8x8 pixels with values
+0..16, from the UCI "Optical Recognition of Handwritten Digits" set; the data ship inside
+the scikit-learn wheel). :func:`prepare_digits` turns them into model inputs: divided by
+16 to lie in [0, 1], then upsampled to 28x28 by bilinear interpolation with half-pixel
+centres (as ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``),
+giving NHWC float32 images ``(n, 28, 28, 1)``. The network was trained by
+``python -m adapters.demo.train`` (seeded; not run by ``make demo``), which holds out a
+stratified 20% of the digits; the held-out accuracy is in :func:`load_metadata`.
+
+Architecture (NHWC; PyTorch builds the same network in NCHW), input ``(N, 28, 28, 1)``:
+
+=====  ==================================================  =============
+name   layer                                               output (NHWC)
+=====  ==================================================  =============
+conv1  conv 3x3, 1->16, stride 1, zero padding 1, bias     28x28x16
+relu1  ReLU                                                28x28x16
+pool1  average pool 2x2, stride 2                          14x14x16
+conv2  conv 3x3, 16->32, stride 1, zero padding 1, bias    14x14x32
+relu2  ReLU                                                14x14x32
+pool2  average pool 2x2, stride 2                          7x7x32
+conv3  conv 3x3, 32->32, stride 1, zero padding 1, bias    7x7x32
+relu3  ReLU (the last feature maps, for Grad-CAM)          7x7x32
+gap    global average pool over H, W                       32
+fc     dense 32->10, bias                                  10 (logits)
+=====  ==================================================  =============
+
+The names are the same in every framework: ``torch`` module attributes
+(``model.conv3``), Keras layer names (``model.get_layer("conv3")``), JAX stage names
+(:func:`adapters.demo._jax.apply_until`) and the keys of :func:`activations_numpy`.
+``conv3`` is the last convolution (before its ReLU) and ``relu3`` its rectified output.
+
+The network is fully convolutional up to the global average pool, so every framework's
+model (and :func:`forward_numpy`) also takes other sizes whose height and width are
+multiples of 4, such as two digits side by side, ``(n, 28, 56, 1)``; it was trained on
+28x28 only. The output shapes in the table and in :data:`ARCHITECTURE` are for 28x28.
+
+Why average pooling, not max pooling: the digits have large exactly-zero backgrounds,
+where a 2x2 max pool sees four exactly equal values (about 10,000 such ties over the 20
+samples). There the gradient is not unique and depends on each framework's tie-breaking
+rule, leaving a grid pattern in the map. Average pooling keeps the network differentiable
+at the samples, so the three frameworks agree on the gradient by construction.
+
+Weights: ``{name}_w`` kernels in HWIO (height, width, in, out) and ``{name}_b`` biases,
+float32; ``fc_w`` is ``(32, 10)``. Padding is explicit and symmetric, so TensorFlow's
+``"same"`` padding never enters.
+
+Example:
+    >>> import numpy as np
+    >>> from adapters import demo
+    >>> images, labels = demo.load_samples()
+    >>> images.shape, images.dtype, labels.shape
+    ((20, 28, 28, 1), dtype('float32'), (20,))
+    >>> logits = demo.forward_numpy(demo.load_weights(), images)
+    >>> logits.shape
+    (20, 10)
+    >>> bool((logits.argmax(axis=1) == labels).mean() >= 0.9)
+    True
+
+References:
+    Smilkov, Thorat, Kim, Viegas, Wattenberg (2017). SmoothGrad: removing noise by
+    adding noise. arXiv:1706.03825 (section 3.5: training with noise).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ARCHITECTURE",
+    "CLASS_NAMES",
+    "FRAMEWORKS",
+    "INPUT_SHAPE",
+    "SAMPLES_FILE",
+    "WEIGHTS_FILE",
+    "Layer",
+    "activations_numpy",
+    "build",
+    "forward_numpy",
+    "load_metadata",
+    "load_samples",
+    "load_weights",
+    "prepare_digits",
+    "weight_shapes",
+]
+
+#: Shape of one input image, NHWC without the batch axis.
+INPUT_SHAPE = (28, 28, 1)
+
+#: Output ``i`` of the network is the logit of the digit ``CLASS_NAMES[i]``.
+CLASS_NAMES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+
+#: The frameworks :func:`build` knows, with the builder module of each.
+FRAMEWORKS = ("torch", "tensorflow", "jax")
+
+#: File names of the shipped weights and samples, inside this package.
+WEIGHTS_FILE = "digits_cnn.npz"
+SAMPLES_FILE = "samples.npz"
+
+_BUILDERS = {
+    "torch": "adapters.demo._torch",
+    "tensorflow": "adapters.demo._tensorflow",
+    "jax": "adapters.demo._jax",
+}
+
+_SOURCE_SIZE = 8
+_SOURCE_MAX = 16.0
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the demo network.
+
+    Attributes:
+        name: the layer's name in every framework (``"conv3"``).
+        kind: ``"conv"`` (3x3, stride 1, zero padding 1, bias), ``"relu"``,
+            ``"average_pool"`` (2x2, stride 2), ``"global_average_pool"`` or ``"dense"``.
+        output_shape: the layer's output for one image, NHWC (no batch axis).
+        kernel_shape: ``{name}_w``'s shape, HWIO for convolutions and ``(in, out)`` for
+            the dense layer; ``None`` for layers without weights.
+    """
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    kernel_shape: tuple[int, ...] | None = None
+
+
+#: The network, layer by layer, in order (see the table in the module docstring).
+ARCHITECTURE = (
+    Layer("conv1", "conv", (28, 28, 16), (3, 3, 1, 16)),
+    Layer("relu1", "relu", (28, 28, 16)),
+    Layer("pool1", "average_pool", (14, 14, 16)),
+    Layer("conv2", "conv", (14, 14, 32), (3, 3, 16, 32)),
+    Layer("relu2", "relu", (14, 14, 32)),
+    Layer("pool2", "average_pool", (7, 7, 32)),
+    Layer("conv3", "conv", (7, 7, 32), (3, 3, 32, 32)),
+    Layer("relu3", "relu", (7, 7, 32)),
+    Layer("gap", "global_average_pool", (32,)),
+    Layer("fc", "dense", (10,), (32, 10)),
+)
+
+
+def weight_shapes() -> dict[str, tuple[int, ...]]:
+    """The shape of every weight array, by name (``conv1_w``, ``conv1_b``, ...).
+
+    Returns:
+        ``{name: shape}`` in layer order, kernels before biases.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in ARCHITECTURE:
+        if layer.kernel_shape is not None:
+            shapes[f"{layer.name}_w"] = layer.kernel_shape
+            shapes[f"{layer.name}_b"] = (layer.kernel_shape[-1],)
+    return shapes
+
+
+def load_weights() -> dict[str, np.ndarray]:
+    """The trained weights shipped with the package, as new float32 arrays.
+
+    Returns:
+        ``{name: array}`` with the names and shapes of :func:`weight_shapes` (HWIO kernels).
+
+    Raises:
+        ValueError: if the shipped file does not hold the expected arrays.
+    """
+    arrays = _read_npz(WEIGHTS_FILE)
+    weights = {name: arrays[name] for name in weight_shapes() if name in arrays}
+    _check_weights(weights)
+    return {name: value.astype(np.float32) for name, value in weights.items()}
+
+
+def load_metadata() -> dict[str, Any]:
+    """How the shipped weights were made: data split, seeds, accuracies, versions.
+
+    Returns:
+        A dict read from the weight file's ``meta_json`` entry, with (among others)
+        ``"test_accuracy"`` and ``"train_accuracy"`` (fractions, measured by
+        :func:`forward_numpy` on the shipped float32 weights), ``"n_test"``,
+        ``"split_seed"`` and ``"train_seed"``.
+    """
+    arrays = _read_npz(WEIGHTS_FILE)
+    return json.loads(str(arrays["meta_json"]))
+
+
+def load_samples() -> tuple[np.ndarray, np.ndarray]:
+    """A few held-out digits that ship with the package: two of each class, 20 in all.
+
+    They come from the held-out part of the split used in training (the network never
+    trained on them), the first two of each class in held-out order.
+
+    Returns:
+        ``(images, labels)``: ``images`` float32 ``(20, 28, 28, 1)`` with values in
+        [0, 1] (NHWC, see :func:`prepare_digits`) and ``labels`` int64 ``(20,)``.
+    """
+    arrays = _read_npz(SAMPLES_FILE)
+    return arrays["images"].astype(np.float32), arrays["labels"].astype(np.int64)
+
+
+def prepare_digits(images: np.ndarray) -> np.ndarray:
+    """Turn scikit-learn's 8x8 digits (values 0..16) into 28x28 model inputs in [0, 1].
+
+    Pixel values are divided by 16, then each image is upsampled to 28x28 by bilinear
+    interpolation with half-pixel centres, edges clamped (the same numbers as
+    ``torch.nn.functional.interpolate(x, size=28, mode="bilinear", align_corners=False)``).
+    Every output pixel is a convex combination of input pixels, so values stay in [0, 1].
+
+    Args:
+        images: ``(n, 8, 8)`` or ``(n, 64)`` real array, as ``load_digits().images`` or
+            ``load_digits().data``, values in [0, 16].
+
+    Returns:
+        float32 ``(n, 28, 28, 1)``, NHWC.
+
+    Raises:
+        TypeError: if ``images`` is not a real numeric array.
+        ValueError: if its shape is not ``(n, 8, 8)`` or ``(n, 64)``.
+
+    Example:
+        >>> import numpy as np
+        >>> prepare_digits(np.full((1, 8, 8), 16.0)).max()
+        np.float32(1.0)
+    """
+    images = np.asarray(images)
+    if images.dtype.kind not in "uif":
+        raise TypeError(f"expected a real numeric array of digits, got dtype {images.dtype}")
+    if images.ndim == 2 and images.shape[1] == _SOURCE_SIZE**2:
+        images = images.reshape(-1, _SOURCE_SIZE, _SOURCE_SIZE)
+    if images.ndim != 3 or images.shape[1:] != (_SOURCE_SIZE, _SOURCE_SIZE):
+        raise ValueError(f"expected digits of shape (n, 8, 8) or (n, 64), got {images.shape}")
+    resize = _bilinear_matrix(_SOURCE_SIZE, INPUT_SHAPE[0])
+    scaled = images.astype(np.float64) / _SOURCE_MAX
+    upsampled = np.einsum("ij,njk,lk->nil", resize, scaled, resize)
+    return upsampled[..., None].astype(np.float32)
+
+
+def activations_numpy(weights: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's output for a batch, by the numpy reference forward pass (float64).
+
+    Args:
+        weights: the arrays of :func:`load_weights` (names and shapes of
+            :func:`weight_shapes`).
+        x: NHWC batch ``(n, 28, 28, 1)`` of real values (or another height and width
+            that are multiples of 4).
+
+    Returns:
+        ``{layer name: float64 array}`` in :data:`ARCHITECTURE` order, shaped
+        ``(n, *layer.output_shape)`` for 28x28 inputs; the last entry, ``"fc"``, holds the
+        logits.
+
+    Raises:
+        TypeError: if ``x`` is not real numeric.
+        ValueError: if ``x`` or a weight has the wrong shape, or a weight is missing.
+    """
+    _check_weights(weights)
+    h = _check_batch(x)
+    params = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
+    outputs: dict[str, np.ndarray] = {}
+    for layer in ARCHITECTURE:
+        if layer.kind == "conv":
+            h = _conv3x3(h, params[f"{layer.name}_w"], params[f"{layer.name}_b"])
+        elif layer.kind == "relu":
+            h = np.maximum(h, 0.0)
+        elif layer.kind == "average_pool":
+            n, height, width, channels = h.shape
+            h = h.reshape(n, height // 2, 2, width // 2, 2, channels).mean(axis=(2, 4))
+        elif layer.kind == "global_average_pool":
+            h = h.mean(axis=(1, 2))
+        else:  # "dense"
+            h = h @ params[f"{layer.name}_w"] + params[f"{layer.name}_b"]
+        outputs[layer.name] = h
+    return outputs
+
+
+def forward_numpy(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Logits of the demo network for an NHWC batch, computed in numpy, float64.
+
+    This is the reference every framework's model is tested against.
+
+    Args:
+        weights: the arrays of :func:`load_weights`.
+        x: NHWC batch ``(n, 28, 28, 1)`` (or another height and width that are
+            multiples of 4).
+
+    Returns:
+        float64 logits ``(n, 10)``; ``argmax(axis=1)`` indexes :data:`CLASS_NAMES`.
+
+    Raises:
+        TypeError: if ``x`` is not real numeric.
+        ValueError: if ``x`` or a weight has the wrong shape, or a weight is missing.
+    """
+    return activations_numpy(weights, x)["fc"]
+
+
+def build(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> Any:
+    """The demo network in one framework, with the shipped (or given) weights loaded.
+
+    Imports the framework now (and only that one).
+
+    Args:
+        framework: ``"torch"``, ``"tensorflow"`` or ``"jax"``.
+        weights: arrays as :func:`load_weights` returns them; default: the shipped ones.
+
+    Returns:
+        ``"torch"``: a float32 ``torch.nn.Module`` in eval mode taking **NCHW** batches
+        ``(n, 1, 28, 28)``; ``"tensorflow"``: a float32 Keras model taking NHWC batches
+        ``(n, 28, 28, 1)`` (its input is ``(None, None, 1)``, so other sizes that are
+        multiples of 4 work too); ``"jax"``: an ``(apply_fn, params)`` pair,
+        ``apply_fn(params, x)`` on NHWC batches. Each returns logits ``(n, 10)``. Pass
+        them to the adapters as ``adapters.torch.gradient_fn(model)``,
+        ``adapters.tensorflow.gradient_fn(model)`` and
+        ``adapters.jax.gradient_fn(apply_fn, params=params)``.
+
+    Raises:
+        TypeError: if ``framework`` is not a string.
+        ValueError: if ``framework`` is not one of :data:`FRAMEWORKS`, or the weights do
+            not fit the architecture.
+        ImportError: if the framework is not installed (the message names the pip command).
+    """
+    if not isinstance(framework, str):
+        raise TypeError(f"expected framework as a str, got {type(framework).__name__}")
+    if framework not in _BUILDERS:
+        raise ValueError(f"expected framework one of {FRAMEWORKS}, got {framework!r}")
+    if weights is None:
+        weights = load_weights()
+    _check_weights(weights)
+    builder = importlib.import_module(_BUILDERS[framework])
+    return builder.build_model(weights)
+
+
+def _read_npz(file_name: str) -> dict[str, np.ndarray]:
+    data = resources.files(__name__).joinpath(file_name).read_bytes()
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _check_weights(weights: object) -> None:
+    if not isinstance(weights, dict):
+        raise TypeError(f"expected weights as a dict of arrays, got {type(weights).__name__}")
+    for name, shape in weight_shapes().items():
+        if name not in weights:
+            raise ValueError(f"expected a weight named {name!r}, got names {sorted(weights)}")
+        actual = np.shape(weights[name])
+        if actual != shape:
+            raise ValueError(f"expected weight {name!r} of shape {shape}, got {actual}")
+
+
+def _check_batch(x: object) -> np.ndarray:
+    array = np.asarray(x)
+    if array.dtype.kind not in "uif":
+        raise TypeError(f"expected a real numeric batch, got dtype {array.dtype}")
+    if (
+        array.ndim != 4
+        or array.shape[3] != INPUT_SHAPE[2]
+        or array.shape[1] % 4
+        or array.shape[2] % 4
+        or 0 in array.shape[1:3]
+    ):
+        raise ValueError(
+            "expected an NHWC batch of shape (n, 28, 28, 1) (or another height and width "
+            f"that are positive multiples of 4), got {array.shape}"
+        )
+    return array.astype(np.float64)
+
+
+def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """NHWC 3x3 convolution (cross-correlation), stride 1, zero padding 1."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    n, height, width, _ = x.shape
+    out = np.zeros((n, height, width, kernel.shape[3]))
+    for i in range(3):
+        for j in range(3):
+            out += padded[:, i : i + height, j : j + width, :] @ kernel[i, j]
+    return out + bias
+
+
+def _bilinear_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """``(size_out, size_in)`` matrix of 1-D linear interpolation, half-pixel centres."""
+    source = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    source = np.clip(source, 0.0, size_in - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, size_in - 1)
+    fraction = source - low
+    matrix = np.zeros((size_out, size_in))
+    rows = np.arange(size_out)
+    np.add.at(matrix, (rows, low), 1.0 - fraction)
+    np.add.at(matrix, (rows, high), fraction)
+    return matrix

@@ -1,0 +1,177 @@
+"""The demo model in PyTorch, TensorFlow and JAX: the numpy reference, and each other.
+
+TensorFlow gradients go through ``adapters.tensorflow.gradient_fn`` only (compiled): an
+eager ``tf.GradientTape`` through convolutions has crashed the process on these machines.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import pytest
+
+from adapters import demo
+from tests.conftest import FRAMEWORKS, require
+
+_ADAPTERS = {"torch": "adapters.torch", "tensorflow": "adapters.tensorflow", "jax": "adapters.jax"}
+
+
+@functools.cache
+def _samples() -> tuple[np.ndarray, np.ndarray]:
+    return demo.load_samples()
+
+
+@functools.cache
+def _reference_logits() -> np.ndarray:
+    return demo.forward_numpy(demo.load_weights(), _samples()[0])
+
+
+@functools.cache
+def _model(framework: str):
+    require(framework)
+    return demo.build(framework)
+
+
+@functools.cache
+def _callbacks(framework: str):
+    """``(predict, gradient)`` taking and returning NHWC numpy arrays, via the adapters."""
+    model = _model(framework)
+    adapter = require(_ADAPTERS[framework])
+    if framework == "jax":
+        apply_fn, params = model
+        predict = adapter.predict_fn(apply_fn, params=params)
+        gradient = adapter.gradient_fn(apply_fn, params=params)
+        return predict, gradient
+    predict = adapter.predict_fn(model)
+    gradient = adapter.gradient_fn(model)
+    if framework == "torch":  # the torch model takes NCHW
+
+        def nchw(x):
+            return np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
+
+        def nhwc(x):
+            return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
+
+        return (lambda x: predict(nchw(x))), (lambda x, target: nhwc(gradient(nchw(x), target)))
+    return predict, gradient
+
+
+@functools.cache
+def _gradients(framework: str) -> np.ndarray:
+    images, labels = _samples()
+    return np.asarray(_callbacks(framework)[1](images, labels), dtype=np.float64)
+
+
+def _relative_error(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per row: max |actual - expected| over max |expected|."""
+    axes = tuple(range(1, expected.ndim))
+    return np.abs(actual - expected).max(axis=axes) / np.abs(expected).max(axis=axes)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_logits_equal_the_numpy_reference(framework):
+    predict, _ = _callbacks(framework)
+    logits = np.asarray(predict(_samples()[0]), dtype=np.float64)
+    expected = _reference_logits()
+    assert logits.shape == (20, 10)
+    assert _relative_error(logits, expected).max() < 1e-5
+    np.testing.assert_array_equal(logits.argmax(axis=1), expected.argmax(axis=1))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_two_digits_side_by_side_give_the_numpy_logits(framework):
+    """The net is fully convolutional: a 28x56 input works the same everywhere."""
+    images = _samples()[0]
+    pair = np.concatenate([images[6], images[12]], axis=1)[None]  # a 3 and a 6, (1, 28, 56, 1)
+    expected = demo.forward_numpy(demo.load_weights(), pair)
+    logits = np.asarray(_callbacks(framework)[0](pair), dtype=np.float64)
+    assert _relative_error(logits, expected).max() < 1e-5
+
+
+@functools.cache
+def _directional_derivatives() -> tuple[np.ndarray, np.ndarray]:
+    """Random unit directions ``v`` and numpy central differences of the label's logit."""
+    images, labels = _samples()
+    weights = demo.load_weights()
+    rows = np.arange(len(labels))
+    direction = np.random.default_rng(0).standard_normal(images.shape)
+    direction /= np.sqrt((direction**2).sum(axis=(1, 2, 3), keepdims=True))
+    step = 1e-4
+    up = demo.forward_numpy(weights, images + step * direction)[rows, labels]
+    down = demo.forward_numpy(weights, images - step * direction)[rows, labels]
+    return direction, (up - down) / (2 * step)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_gradients_are_directional_derivatives_of_the_numpy_reference(framework):
+    """g . v equals the numpy central difference along v (the net is piecewise linear)."""
+    gradients = _gradients(framework)
+    direction, finite_difference = _directional_derivatives()
+    analytic = (gradients * direction).sum(axis=(1, 2, 3))
+    scale = np.sqrt((gradients**2).sum(axis=(1, 2, 3)))
+    assert (scale > 0).all()
+    assert (np.abs(analytic - finite_difference) <= 1e-4 * scale).all()
+
+
+_PAIRS = list(itertools.combinations(FRAMEWORKS, 2))
+
+
+@pytest.mark.parametrize(("first", "second"), _PAIRS, ids=["-".join(pair) for pair in _PAIRS])
+def test_gradients_agree_across_frameworks(first, second):
+    a, b = _gradients(first), _gradients(second)
+    assert a.shape == b.shape == (20, 28, 28, 1)
+    assert _relative_error(a, b).max() < 1e-4
+
+
+def test_torch_model_is_nchw_in_eval_mode_with_named_layers():
+    torch = require("torch")
+    model = _model("torch")
+    assert not model.training
+    modules = dict(model.named_modules())
+    for layer in demo.ARCHITECTURE:
+        assert layer.name in modules, layer.name
+    assert isinstance(modules["conv3"], torch.nn.Conv2d)
+    assert isinstance(modules["relu3"], torch.nn.ReLU)
+    assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
+    with torch.no_grad():
+        out = model(torch.zeros(2, 1, 28, 28))
+    assert tuple(out.shape) == (2, 10)
+
+
+def test_torch_export_is_the_inverse_of_loading():
+    require("torch")
+    from adapters.demo import _torch
+
+    weights = demo.load_weights()
+    exported = _torch.export_weights(_model("torch"))
+    assert list(exported) == list(weights)
+    for name in weights:
+        np.testing.assert_array_equal(exported[name], weights[name], err_msg=name)
+
+
+def test_keras_layers_are_named_like_the_architecture():
+    require("tensorflow")
+    model = _model("tensorflow")
+    assert tuple(model.input_shape) == (None, None, None, 1)
+    names = {layer.name for layer in model.layers}
+    for layer in demo.ARCHITECTURE:
+        assert layer.name in names, layer.name
+        channels = model.get_layer(layer.name).output.shape[-1]
+        assert channels == layer.output_shape[-1], layer.name
+
+
+def test_jax_split_at_a_named_layer_reproduces_the_reference():
+    require("jax")
+    from adapters.demo import _jax
+
+    _, params = _model("jax")
+    images = _samples()[0][:4]
+    expected = demo.activations_numpy(demo.load_weights(), images)
+    features = np.asarray(_jax.apply_until(params, images, "relu3"))
+    assert _relative_error(features, expected["relu3"]).max() < 1e-5
+    logits = np.asarray(_jax.apply_from(params, features, "relu3"))
+    assert _relative_error(logits, expected["fc"]).max() < 1e-5
+    with pytest.raises(ValueError, match="expected a layer name"):
+        _jax.apply_until(params, images, "conv4")
