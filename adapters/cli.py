@@ -159,7 +159,8 @@ def _demo(args: argparse.Namespace) -> int:
         vanilla = vanilla_gradient(gradient, x, predicted)
         smooth = _smooth(gradient, x, predicted, options)
         figure("vanilla_vs_smoothgrad.png", "vanilla gradient against SmoothGrad",
-               vis.grid([[image, _heat(v), _heat(s)] for image, v, s in zip(x, vanilla, smooth)],
+               vis.grid([[image, _heat(v), _heat(s)]
+                         for image, v, s in zip(x, vanilla, smooth, strict=True)],
                         titles=["input", "gradient", "SmoothGrad"], row_labels=sample_titles,
                         cell_size=112))
 

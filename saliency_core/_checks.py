@@ -99,9 +99,10 @@ def check_positive_int(value: object, name: str) -> int:
 def check_non_negative(value: object, name: str) -> float:
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a non-negative number, got {value!r}")
-    if not np.isfinite(value) or value < 0:
+    number = float(value)
+    if not np.isfinite(number) or number < 0:
         raise ValueError(f"{name}: expected a finite non-negative number, got {value}")
-    return float(value)
+    return number
 
 
 def check_choice(value: object, name: str, choices: Sequence[str]) -> str:

@@ -244,4 +244,5 @@ def guided_grad_cam(
                    input_channel_axis=input_channel_axis, batch_size=batch_size)
     if input_channel_axis is None:
         return guided * cam
-    return guided * np.expand_dims(cam, _axis(input_channel_axis, guided.ndim, "input_channel_axis"))
+    axis = _axis(input_channel_axis, guided.ndim, "input_channel_axis")
+    return guided * np.expand_dims(cam, axis)

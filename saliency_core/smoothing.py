@@ -58,7 +58,9 @@ def noise_sigma(x: np.ndarray, noise_level: float) -> np.ndarray:
     return noise_level * (flat.max(axis=1).astype(np.float64) - flat.min(axis=1))
 
 
-def _resolve_sigma(x: np.ndarray, noise_level: float, sigma: object) -> np.ndarray:
+def _resolve_sigma(
+    x: np.ndarray, noise_level: float, sigma: float | np.ndarray | None
+) -> np.ndarray:
     n = x.shape[0]
     if sigma is not None:
         if noise_level is not _DEFAULT_NOISE_LEVEL:

@@ -2,11 +2,13 @@
 
 A model handle is an ``(apply_fn, params)`` pair: ``apply_fn(params, x)`` with ``x`` in NHWC.
 The apply functions are module-level, so every handle built here shares one compiled
-program per input shape (the adapter caches by ``apply_fn``).
+program per input shape (the adapter caches by ``apply_fn``). For Grad-CAM the reference
+network is split at a layer into module-level ``features_fn`` and ``head_fn`` (``LAYERS``).
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import jax
@@ -16,9 +18,16 @@ import numpy as np
 import adapters.jax as adapter
 
 __all__ = [
+    "LAYERS",
+    "LAYER_CHANNEL_AXIS",
     "adapter",
+    "block_features",
+    "block_head",
+    "c1_features",
+    "c1_head",
     "from_native",
     "gradient_fn",
+    "layer_fn",
     "linear_model",
     "predict_fn",
     "reference_model",
@@ -68,18 +77,49 @@ def _max_pool_2x2(x):
     )
 
 
+def c1_features(params, x):
+    """Layer ``"c1"``: the first convolution's output before its ReLU, (N, 16, 16, 8)."""
+    return _conv(x, params, "c1", 1, 1)
+
+
+def _block_from_c1(params, c1):
+    h = _max_pool_2x2(jax.nn.relu(c1))
+    r = jax.nn.relu(_conv(h, params, "c2", 2, 1))
+    r = _conv(r, params, "c3", 1, 1)
+    s = _conv(h, params, "sc", 2, 0)
+    return jax.nn.relu(r + s)
+
+
+def block_features(params, x):
+    """Layer ``"block"``: the residual block after its final ReLU, (N, 4, 4, 16)."""
+    return _block_from_c1(params, c1_features(params, x))
+
+
+def block_head(params, block):
+    """From ``"block"`` to the logits: global average pool, then the dense layer."""
+    return _dense(block.mean(axis=(1, 2)), params["fc_w"], params["fc_b"])
+
+
+def c1_head(params, c1):
+    """From ``"c1"`` (before its ReLU) to the logits."""
+    return block_head(params, _block_from_c1(params, c1))
+
+
 def reference_apply(params, x):
     """The network of ``tests/adapters/reference.py`` in JAX, NHWC, logits ``(N, 10)``.
 
     Computes in the dtype of ``x`` (the adapter casts the input to the params' dtype),
-    accumulating in at least float32.
+    accumulating in at least float32. It is ``block_head(block_features(x))``, the same
+    operations in the same order as the split :func:`layer_fn` uses.
     """
-    h = _max_pool_2x2(jax.nn.relu(_conv(x, params, "c1", 1, 1)))
-    r = jax.nn.relu(_conv(h, params, "c2", 2, 1))
-    r = _conv(r, params, "c3", 1, 1)
-    s = _conv(h, params, "sc", 2, 0)
-    h = jax.nn.relu(r + s).mean(axis=(1, 2))
-    return _dense(h, params["fc_w"], params["fc_b"])
+    return block_head(params, block_features(params, x))
+
+
+#: The framework-neutral layer names of the shared tests: (features_fn, head_fn).
+LAYERS = {"block": (block_features, block_head), "c1": (c1_features, c1_head)}
+
+#: Channel axis of the layers' activations (NHWC).
+LAYER_CHANNEL_AXIS = -1
 
 
 def _linear_apply(params, x):
@@ -111,6 +151,23 @@ def scalar_model(v: np.ndarray) -> Handle:
 def gradient_fn(handle: Handle, **options: Any):
     apply_fn, params = handle
     return adapter.gradient_fn(apply_fn, params=params, **options)
+
+
+def layer_fn(handle: Handle, layer: str, **options: Any):
+    """``adapters.jax.layer_fn`` for a reference-model handle, split at ``layer``.
+
+    ``layer`` is a neutral name: ``"block"`` (the residual block's output after its final
+    ReLU, NHWC 4x4x16) or ``"c1"`` (the first convolution's output before its ReLU).
+    """
+    if layer not in LAYERS:
+        close = difflib.get_close_matches(layer, list(LAYERS))
+        raise ValueError(
+            f"expected a layer name in {sorted(LAYERS)}, got {layer!r}"
+            + (f"; close matches: {', '.join(map(repr, close))}" if close else "")
+        )
+    _, params = handle
+    features_fn, head_fn = LAYERS[layer]
+    return adapter.layer_fn(features_fn, head_fn, params=params, **options)
 
 
 def predict_fn(handle: Handle, **options: Any):

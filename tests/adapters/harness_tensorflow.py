@@ -24,10 +24,21 @@ import tensorflow as tf  # noqa: E402
 from adapters import tensorflow as adapter  # noqa: E402
 from tests.adapters import reference  # noqa: E402
 
+#: The channel axis of the activations that ``layer_fn`` returns (NHWC).
+LAYER_CHANNEL_AXIS = -1
+
+#: Framework-neutral layer names -> Keras layer names of ``reference_model``: ``"block"``
+#: is the residual block's output after its final ReLU (4x4x16), ``"c1"`` the first
+#: convolution's output before its ReLU (16x16x8).
+LAYERS = {"block": "add_relu", "c1": "c1"}
+
 __all__ = [
+    "LAYER_CHANNEL_AXIS",
+    "LAYERS",
     "adapter",
     "from_native",
     "gradient_fn",
+    "layer_fn",
     "linear_model",
     "predict_fn",
     "reference_model",
@@ -43,17 +54,20 @@ def reference_model(weights: dict[str, np.ndarray], *, dtype: str = "float32") -
 
     Padding is explicit (``ZeroPadding2D(1)`` then a ``"valid"`` convolution), so
     TensorFlow's asymmetric ``"same"`` padding of strided convolutions never enters. ReLU
-    comes both as ``activation="relu"`` and as ``ReLU`` layers.
+    comes in three kinds: an ``Activation("relu")`` layer after ``c1`` (so the layer
+    ``c1`` gives the pre-ReLU output that the neutral name ``"c1"`` means),
+    ``activation="relu"`` in ``c2``, and a ``ReLU`` layer ``add_relu`` (the neutral
+    ``"block"``).
     """
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"expected dtype 'float32', 'float16' or 'bfloat16', got {dtype!r}")
     inputs = keras.Input(shape=reference.INPUT_SHAPE, dtype=dtype, name="image")
     padded = keras.layers.ZeroPadding2D(1, dtype=dtype, name="c1_pad")(inputs)
-    h = keras.layers.Conv2D(8, 3, activation="relu", dtype=dtype, name="c1")(padded)
+    h = keras.layers.Conv2D(8, 3, dtype=dtype, name="c1")(padded)
+    h = keras.layers.Activation("relu", dtype=dtype, name="c1_relu")(h)
     h = keras.layers.MaxPooling2D(2, dtype=dtype, name="pool")(h)
     r = keras.layers.ZeroPadding2D(1, dtype=dtype, name="c2_pad")(h)
-    r = keras.layers.Conv2D(16, 3, strides=2, dtype=dtype, name="c2")(r)
-    r = keras.layers.ReLU(dtype=dtype, name="c2_relu")(r)
+    r = keras.layers.Conv2D(16, 3, strides=2, activation="relu", dtype=dtype, name="c2")(r)
     r = keras.layers.ZeroPadding2D(1, dtype=dtype, name="c3_pad")(r)
     r = keras.layers.Conv2D(16, 3, dtype=dtype, name="c3")(r)
     s = keras.layers.Conv2D(16, 1, strides=2, padding="valid", dtype=dtype, name="sc")(h)
@@ -93,6 +107,15 @@ def gradient_fn(handle: Any, **options: Any) -> Any:
     return adapter.gradient_fn(handle, **options)
 
 
+def layer_fn(handle: Any, layer: str, **options: Any) -> Any:
+    """``adapters.tensorflow.layer_fn(handle, name, **options)`` for a neutral layer name.
+
+    ``"block"`` and ``"c1"`` are mapped through :data:`LAYERS`; any other name is
+    passed on as a Keras layer name.
+    """
+    return adapter.layer_fn(handle, LAYERS.get(layer, layer), **options)
+
+
 def predict_fn(handle: Any, **options: Any) -> Any:
     """``adapters.tensorflow.predict_fn(handle, **options)``."""
     return adapter.predict_fn(handle, **options)
@@ -118,7 +141,7 @@ def from_native(array: Any) -> np.ndarray:
 
 
 def snapshot(handle: Any) -> dict[str, Any]:
-    """Weights (by variable path), ``trainable`` flags, dtype policies and ``built``.
+    """Weights (by variable path), ``trainable`` flags, dtype policies, ``built``, nodes.
 
     Keras keeps no train/eval mode and no ``.grad`` on variables: the ``training``
     argument is per call, so the persistent state is the variables (moving statistics
@@ -139,7 +162,26 @@ def snapshot(handle: Any) -> dict[str, Any]:
     for path, layer in _sublayers(handle, ""):
         state[f"layer:{path}.trainable"] = bool(layer.trainable)
         state[f"layer:{path}.dtype_policy"] = str(layer.dtype_policy.name)
+        # the graph of the model: calls recorded on the layer (a layer_fn builds a model
+        # on the same layers and must not add any)
+        state[f"layer:{path}.inbound_nodes"] = len(getattr(layer, "_inbound_nodes", ()))
+        state[f"layer:{path}.outbound_nodes"] = len(getattr(layer, "_outbound_nodes", ()))
+        if hasattr(layer, "activation"):
+            state[f"layer:{path}.activation"] = _identify(layer.activation)
+    # the ReLU functions a guided backward pass might be tempted to patch
+    for name, function in (
+        ("tf.nn.relu", tf.nn.relu),
+        ("keras.activations.relu", keras.activations.relu),
+        ("keras.ops.relu", keras.ops.relu),
+    ):
+        state[f"function:{name}"] = _identify(function)
     return state
+
+
+def _identify(function: Any) -> str:
+    """A string naming a function object exactly (its qualified name and id)."""
+    name = getattr(function, "__qualname__", type(function).__name__)
+    return f"{getattr(function, '__module__', '?')}.{name}@{id(function):x}"
 
 
 def _sublayers(layer: Any, prefix: str) -> list[tuple[str, Any]]:

@@ -1,7 +1,8 @@
 """The PyTorch harness: the reference network and helpers behind ``tests/adapters/harness.py``.
 
 Model handles are ``torch.nn.Module`` objects in eval mode; image batches are NCHW, so
-:func:`to_native` / :func:`from_native` transpose NHWC <-> NCHW.
+:func:`to_native` / :func:`from_native` transpose NHWC <-> NCHW. Layer activations are
+NCHW too (:data:`LAYER_CHANNEL_AXIS`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import adapters.torch as adapter
 from tests.adapters import reference
 
 __all__ = [
+    "LAYER_CHANNEL_AXIS",
+    "LAYERS",
     "ReferenceNet",
     "adapter",
     "from_native",
     "gradient_fn",
+    "layer_fn",
     "linear_model",
     "predict_fn",
     "reference_model",
@@ -30,6 +34,14 @@ __all__ = [
     "square_sum_objective",
     "to_native",
 ]
+
+#: The channel axis of the activations a ``layer_fn`` returns (NCHW).
+LAYER_CHANNEL_AXIS = 1
+
+#: Framework-neutral layer names of the reference network -> module names in
+#: :class:`ReferenceNet`: ``"block"`` is the residual block's output after its final ReLU
+#: (16x4x4), ``"c1"`` the first convolution's output before its ReLU (8x16x16).
+LAYERS = {"block": "relu_out", "c1": "c1"}
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -96,6 +108,11 @@ def scalar_model(v: np.ndarray) -> nn.Module:
 
 def gradient_fn(handle: nn.Module, **options: Any) -> Callable:
     return adapter.gradient_fn(handle, **options)
+
+
+def layer_fn(handle: nn.Module, layer: str, **options: Any) -> Callable:
+    """The adapter's ``layer_fn`` for a neutral layer name of :data:`LAYERS` (or a module name)."""
+    return adapter.layer_fn(handle, LAYERS.get(layer, layer), **options)
 
 
 def predict_fn(handle: nn.Module, **options: Any) -> Callable:

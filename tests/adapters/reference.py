@@ -47,9 +47,8 @@ def make_weights(seed: int = 0) -> dict[str, np.ndarray]:
     weights: dict[str, np.ndarray] = {}
     for name, k, cin, cout, _, _ in CONVS:
         fan_in = k * k * cin
-        weights[f"{name}_w"] = (rng.standard_normal((k, k, cin, cout)) * np.sqrt(2 / fan_in)).astype(
-            np.float32
-        )
+        kernel = rng.standard_normal((k, k, cin, cout)) * np.sqrt(2 / fan_in)
+        weights[f"{name}_w"] = kernel.astype(np.float32)
         weights[f"{name}_b"] = (0.1 * rng.standard_normal(cout)).astype(np.float32)
     weights["fc_w"] = (rng.standard_normal((16, N_CLASSES)) * np.sqrt(1 / 16)).astype(np.float32)
     weights["fc_b"] = (0.1 * rng.standard_normal(N_CLASSES)).astype(np.float32)

@@ -121,3 +121,19 @@ def test_half_precision_models_give_float32_maps(h, dtype):
     # one window by 6% here; bfloat16 has an 8-bit mantissa): compare whole maps by norm
     tolerance = 0.1 if dtype == "float16" else 0.15
     assert np.linalg.norm(half - full) <= tolerance * np.linalg.norm(full)
+
+
+def test_relu_rules_are_checked_alike(h, w, x):
+    assert h.adapter.RELU_RULES == ("guided", "deconvnet")
+    with pytest.raises(ValueError, match=r"expected relu_rule to be one of None, 'guided', "
+                                         r"'deconvnet', got 'guided_backprop'"):
+        h.gradient_fn(h.linear_model(w), relu_rule="guided_backprop")
+    with pytest.raises(TypeError, match="expected relu_rule to be None, 'guided' or 'deconvnet'"):
+        h.gradient_fn(h.linear_model(w), relu_rule=1)
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+def test_a_rule_on_a_model_without_relu_is_refused(h, w, x, rule):
+    # the map would silently be the plain gradient: every adapter says so instead
+    with pytest.raises(ValueError, match=f"relu_rule='{rule}' met no ReLU"):
+        h.gradient_fn(h.linear_model(w), relu_rule=rule)(x, np.zeros(len(x), dtype=int))

@@ -42,7 +42,8 @@ def relu_1d(x, target):
 
 def mixed_3d(x, target):
     """Gradient of ``S(x, y, z) = 5x + y^2 + sin z``: ``(5, 2y, cos z)``."""
-    return np.stack([np.full(x.shape[0], 5.0), 2 * x[:, 1], np.cos(x[:, 2])], axis=1).astype(x.dtype)
+    columns = [np.full(x.shape[0], 5.0), 2 * x[:, 1], np.cos(x[:, 2])]
+    return np.stack(columns, axis=1).astype(x.dtype)
 
 
 def mixed_3d_score(x):

@@ -106,8 +106,8 @@ def brute_force_occlusion(score, x, window, stride, baseline):
     total = np.zeros_like(x, dtype=np.float64)
     count = np.zeros(shape)
     for start in itertools.product(*(range(0, d - w + 1, s)
-                                     for d, w, s in zip(shape, window, stride))):
-        box = tuple(slice(b, b + w) for b, w in zip(start, window))
+                                     for d, w, s in zip(shape, window, stride, strict=True))):
+        box = tuple(slice(b, b + w) for b, w in zip(start, window, strict=True))
         count[box] += 1
         for i in range(n):
             occluded = x[i].copy()
@@ -116,7 +116,8 @@ def brute_force_occlusion(score, x, window, stride, baseline):
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
 
 
-@pytest.mark.parametrize(("window", "stride"), [((2, 2), (2, 2)), ((2, 3), (1, 2)), ((3, 3), (1, 1))])
+@pytest.mark.parametrize(("window", "stride"),
+                         [((2, 2), (2, 2)), ((2, 3), (1, 2)), ((3, 3), (1, 1))])
 def test_occlusion_of_three_times_sum(window, stride):
     x = np.random.default_rng(0).uniform(-1, 1, size=(2, 5, 6))
     score = lambda b: 3 * b.sum(axis=(1, 2))  # noqa: E731

@@ -52,8 +52,9 @@ def test_linear_callback_gives_its_constant_for_any_shape(x, batch_size):
 def test_batch_size_invariance(x, small, n_samples):
     x = x.astype(np.float64)
     fn = lambda b, t: b**2  # noqa: E731
-    a = smoothgrad(fn, x, n_samples=n_samples, batch_size=small, aggregate="variance", sigma=0.7, seed=3)
-    b = smoothgrad(fn, x, n_samples=n_samples, batch_size=64, aggregate="variance", sigma=0.7, seed=3)
+    options = dict(n_samples=n_samples, aggregate="variance", sigma=0.7, seed=3)
+    a = smoothgrad(fn, x, batch_size=small, **options)
+    b = smoothgrad(fn, x, batch_size=64, **options)
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
 
 
