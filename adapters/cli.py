@@ -32,7 +32,9 @@ import visualize as vis
 from saliency_core import (
     grad_cam,
     grad_cam_plus_plus,
+    guided_grad_cam,
     integrated_gradients,
+    occlusion,
     smoothgrad,
     vanilla_gradient,
 )
@@ -40,6 +42,9 @@ from saliency_core import (
 from .models import FRAMEWORKS, Model
 
 __all__ = ["METHODS", "main"]
+
+#: The demo network's last convolutional block (after its ReLU), for Grad-CAM.
+DEMO_CAM_LAYER = "relu3"
 
 
 class CommandError(Exception):
@@ -211,9 +216,32 @@ def _demo(args: argparse.Namespace) -> int:
         figure("discriminativity.png", "two digits in one image, one map per class (3.3)",
                _discriminativity_figure(model, images, labels, options))
 
+        figure("cam_methods.png", "Grad-CAM, Grad-CAM++, Guided Grad-CAM, occlusion",
+               _cam_figure(model, x, predicted, smooth, sample_titles, options))
+
     _say(f"saliency demo: {len(figures)} figures in {Path(args.out)} "
          f"({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _cam_figure(model: Model, x: np.ndarray, target: np.ndarray, smooth: np.ndarray,
+                titles: list[str], options: Options) -> Any:
+    """Class activation maps of the last convolutional block beside SmoothGrad."""
+    layer_fn, channel_axis = model.layer_fn(DEMO_CAM_LAYER)
+    cam_options = dict(layer_fn=layer_fn, channel_axis=channel_axis, input_channel_axis=-1)
+    cam = grad_cam(layer_fn, x, target, channel_axis=channel_axis)
+    cam_pp = grad_cam_plus_plus(layer_fn, x, target, channel_axis=channel_axis)
+    smooth_cam_pp = _smooth(partial(grad_cam_plus_plus, layer_fn, channel_axis=channel_axis),
+                            x, target, options)
+    guided = guided_grad_cam(model.gradient_fn(relu_rule="guided"), x, target, **cam_options)
+    occluded = occlusion(model.predict_fn(), x, target, window=(4, 4, 1), stride=(2, 2, 1))
+    rows = [[x[i], _heat(smooth[i]), vis.grayscale(cam[i], channel_axis=None),
+             vis.grayscale(cam_pp[i], channel_axis=None),
+             vis.grayscale(smooth_cam_pp[i], channel_axis=None), _heat(guided[i]),
+             vis.grayscale(occluded[i], sign="positive")] for i in range(len(x))]
+    return vis.grid(rows, titles=["input", "SmoothGrad", "Grad-CAM", "Grad-CAM++",
+                                  "Smooth GC++", "Guided GC", "occlusion"],
+                    row_labels=titles, cell_size=96)
 
 
 def _has_relu_rules(model: Model) -> bool:

@@ -18,6 +18,7 @@ from tests.conftest import require
 DEMO_FIGURES = {
     "vanilla_vs_smoothgrad.png", "noise_levels.png", "sample_sizes.png",
     "visualization_techniques.png", "combined_methods.png", "discriminativity.png",
+    "cam_methods.png",
 }
 
 
