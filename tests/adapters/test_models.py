@@ -1,0 +1,42 @@
+"""adapters.models.Model: one channels-last view of a model of any framework."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adapters.models import Model, detect_framework
+from tests.adapters import reference
+from tests.adapters.harness import load_harness
+from tests.conftest import FRAMEWORKS
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_model_gives_the_native_callbacks_in_channels_last(framework):
+    h = load_harness(framework)
+    weights = reference.make_weights(0)
+    x = reference.make_inputs(2, seed=3)
+    target = np.array([1, 8])
+    handle = h.reference_model(weights)
+    model = Model(handle)
+    assert model.framework == framework == detect_framework(handle)
+    expected = h.from_native(h.gradient_fn(handle)(h.to_native(x), target))
+    np.testing.assert_allclose(model.gradient_fn()(x, target), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.predict_fn()(x), reference.forward(weights, x), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_bad_models_and_frameworks_are_refused():
+    with pytest.raises(TypeError, match="expected a torch.nn.Module, a Keras model, or a JAX "
+                                        r"\(apply_fn, params\) pair, got str"):
+        Model("resnet50")
+    with pytest.raises(ValueError, match="framework: expected one of torch, tensorflow, jax, "
+                                         "got 'mxnet'"):
+        Model((lambda p, x: x, {}), framework="mxnet")
+
+
+def test_a_jax_model_needs_a_split_for_grad_cam():
+    load_harness("jax")
+    model = Model((lambda params, x: x.sum(axis=(1, 2, 3)), None))
+    with pytest.raises(ValueError, match="no named layers"):
+        model.layer_fn("conv3")
