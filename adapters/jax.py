@@ -72,6 +72,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 from saliency_core.types import GradientFn, LayerFn, PredictFn
 
 from ._relu_rules import RELU_RULES, check_relu_rule, no_relu_message
+from ._targets import as_target_rows, check_target_range, target_needed
 
 __all__ = ["RELU_RULES", "gradient_fn", "layer_fn", "predict_fn"]
 
@@ -171,15 +172,9 @@ def _as_batch(x: Any, carrier: np.dtype) -> np.ndarray:
 
 def _as_target(target: Any, rows: int) -> np.ndarray | None:
     """``target`` as an int32 array ``(rows,)``; a scalar applies to every row."""
+    target = as_target_rows(target, rows)
     if target is None:
         return None
-    target = np.asarray(target)
-    if not np.issubdtype(target.dtype, np.integer):
-        raise TypeError(f"expected an integer target array, got dtype {target.dtype}")
-    if target.ndim == 0:
-        target = np.broadcast_to(target, (rows,))
-    if target.shape != (rows,):
-        raise ValueError(f"expected target of shape ({rows},) (one per row), got {target.shape}")
     int32 = np.iinfo(np.int32)
     if rows and (target.min() < int32.min or target.max() > int32.max):
         raise ValueError(
@@ -189,13 +184,7 @@ def _as_target(target: Any, rows: int) -> np.ndarray | None:
 
 
 def _check_range(target: np.ndarray, n_outputs: int) -> None:
-    low, high = int(target.min()), int(target.max())
-    if low < 0 or high >= n_outputs:
-        bad = low if low < 0 else high
-        raise ValueError(
-            f"expected target in the range [0, {n_outputs - 1}] (the model gives {n_outputs} "
-            f"outputs per row), got {bad}"
-        )
+    check_target_range(target, n_outputs)
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -232,6 +221,8 @@ def _scores(output, target, objective, rows: int):
             "objective to pick one score per row from other outputs"
         )
     if target is None:
+        if output.ndim == 2 and output.shape[1] > 1:
+            raise target_needed(output.shape[1])
         if tuple(output.shape) not in ((rows,), (rows, 1)):
             raise ValueError(
                 f"expected target=None only for a model giving one score per row, got "

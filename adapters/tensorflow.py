@@ -89,6 +89,7 @@ except ImportError as error:  # exercised in tests by blocking the import
 from saliency_core.types import GradientFn, LayerFn, PredictFn
 
 from ._relu_rules import RELU_RULES, check_relu_rule, no_relu_message
+from ._targets import as_target_rows, check_target_range, target_needed
 
 __all__ = ["RELU_RULES", "Objective", "gradient_fn", "layer_fn", "predict_fn"]
 
@@ -376,7 +377,7 @@ class _ScoredCallback(_CompiledModel):
             if n_classes != 1:
                 raise _target_needed(n_classes)
         else:
-            indices = _check_target(target, k)
+            indices = as_target_rows(target, k)
             t_spec = tf.TensorSpec((None,), tf.int64)
             entry = self._trace((batch.shape[1:], "int"), (x_spec, t_spec))
             if entry["n_classes"] is not None:
@@ -611,23 +612,8 @@ def _check_callable(value: Any, name: str) -> None:
         raise TypeError(f"expected {name} to be callable, got {type(value).__name__}")
 
 
-def _check_target(target: Any, k: int) -> np.ndarray:
-    """The target as int64 indices of shape ``(k,)`` (a scalar is used for every row)."""
-    indices = np.asarray(target)
-    if indices.dtype == np.bool_ or not np.issubdtype(indices.dtype, np.integer):
-        raise TypeError(f"expected an integer target (class indices), got dtype {indices.dtype}")
-    if indices.ndim == 0:
-        indices = np.broadcast_to(indices, (k,))
-    if indices.shape != (k,):
-        raise ValueError(
-            f"expected target of shape ({k},), one class index per row, got {indices.shape}"
-        )
-    return indices.astype(np.int64, copy=False)
-
-
 def _check_range(indices: np.ndarray, n_classes: int) -> None:
-    if indices.size and (indices.min() < 0 or indices.max() >= n_classes):
-        raise _out_of_range(indices, n_classes)
+    check_target_range(indices, n_classes)
 
 
 def _out_of_range(indices: np.ndarray, n_classes: int | None) -> ValueError:
@@ -641,10 +627,7 @@ def _out_of_range(indices: np.ndarray, n_classes: int | None) -> ValueError:
 
 
 def _target_needed(n_classes: int) -> ValueError:
-    return ValueError(
-        f"the model gives {n_classes} scores per row, so a target is needed: pass target= "
-        "(an int array of class indices, one per row) or objective="
-    )
+    return target_needed(n_classes)
 
 
 def _check_scores(n_scores: int, k: int) -> None:

@@ -67,6 +67,7 @@ except ImportError as error:  # pragma: no cover - exercised in a test with torc
 from saliency_core.types import GradientFn, LayerFn, PredictFn
 
 from ._relu_rules import RELU_RULES, check_relu_rule, no_relu_message
+from ._targets import as_target_rows, check_target_range, target_needed
 
 __all__ = ["RELU_RULES", "Objective", "gradient_fn", "layer_fn", "predict_fn"]
 
@@ -193,7 +194,7 @@ def gradient_fn(
     def gradients(x: np.ndarray, target: np.ndarray | None, /) -> np.ndarray:
         run_device, run_dtype = _placement(model, device, dtype)
         guard.warn_if_training()
-        target_rows = _check_target(target, _rows(x))
+        target_rows = as_target_rows(target, _rows(x))
         with guard.grad_enabled():
             inputs = _to_tensor(x, run_device, run_dtype).requires_grad_(True)
             with _relu_rule_mode(relu_rule) as mode:
@@ -308,7 +309,7 @@ def layer_fn(
     ) -> tuple[np.ndarray, np.ndarray]:
         run_device, run_dtype = _placement(model, device, dtype)
         guard.warn_if_training()
-        target_rows = _check_target(target, _rows(x))
+        target_rows = as_target_rows(target, _rows(x))
         capture = _LayerCapture(name)
         with guard.grad_enabled():
             inputs = _to_tensor(x, run_device, run_dtype)
@@ -417,22 +418,6 @@ def _as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return resolved
 
 
-def _check_target(target: object, rows: int) -> np.ndarray | None:
-    """The targets as an int64 array ``(rows,)``, or None."""
-    if target is None:
-        return None
-    array = np.asarray(target)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"expected integer targets, got dtype {array.dtype}")
-    if array.ndim == 0:
-        array = np.full(rows, array, dtype=np.int64)
-    if array.shape != (rows,):
-        raise ValueError(
-            f"expected target of shape ({rows},), one index per row of x, got shape {array.shape}"
-        )
-    return array.astype(np.int64, copy=False)
-
-
 def _select_scores(output: object, target: np.ndarray | None) -> torch.Tensor:
     """``output[i, target[i]]``, or the output itself for one score per row."""
     if not isinstance(output, torch.Tensor):
@@ -445,11 +430,7 @@ def _select_scores(output: object, target: np.ndarray | None) -> torch.Tensor:
         if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
             return output.reshape(rows)
         if output.ndim == 2:
-            raise ValueError(
-                f"the model gives {output.shape[1]} outputs per row (output shape "
-                f"{tuple(output.shape)}): expected target, an int array ({rows},) of "
-                "output indices, got None"
-            )
+            raise target_needed(output.shape[1])
         raise ValueError(
             "expected a model output of shape (k,) or (k, 1) with target None, got shape "
             f"{tuple(output.shape)}; pass objective= to reduce it to one score per row"
@@ -459,13 +440,7 @@ def _select_scores(output: object, target: np.ndarray | None) -> torch.Tensor:
             f"expected a model output of shape ({target.shape[0]}, C) for integer targets, "
             f"got shape {tuple(output.shape)}; pass objective= for other outputs"
         )
-    classes = output.shape[1]
-    bad = target[(target < 0) | (target >= classes)]
-    if bad.size:
-        raise ValueError(
-            f"expected targets in the range [0, {classes}) of the model's {classes} outputs "
-            f"(negative indices are not accepted), got {np.unique(bad).tolist()}"
-        )
+    check_target_range(target, output.shape[1])
     index = torch.from_numpy(target).to(output.device)
     return output.gather(1, index[:, None]).reshape(rows)
 

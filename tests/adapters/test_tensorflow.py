@@ -141,7 +141,7 @@ def test_target_none_on_class_scores_is_refused(h):
     fn = h.gradient_fn(h.linear_model(w))
     with pytest.raises(ValueError, match="target") as raised:
         fn(x, None)
-    assert "4 scores" in str(raised.value)
+    assert "4 outputs per row" in str(raised.value)
     np.testing.assert_allclose(fn(x, target), w[:, target].T, rtol=1e-6)  # still usable
 
 

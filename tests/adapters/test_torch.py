@@ -136,15 +136,7 @@ def test_scalar_model_with_target_none(x_flat, column):
     np.testing.assert_allclose(grads, np.tile(v, (3, 1)), rtol=1e-6)
 
 
-def test_target_none_on_many_outputs_asks_for_target(w, x_flat):
-    with pytest.raises(ValueError, match="expected target"):
-        adapter.gradient_fn(h.linear_model(w))(x_flat, None)
-
-
-@pytest.mark.parametrize("bad", [C, 100, -1])
-def test_target_out_of_range_names_the_range(w, x_flat, bad):
-    with pytest.raises(ValueError, match=rf"\[0, {C}\).*{bad}"):
-        adapter.gradient_fn(h.linear_model(w))(x_flat, np.array([0, bad, 1]))
+# target None on (k, C) and out-of-range targets: tests/adapters/test_contract.py
 
 
 def test_target_of_wrong_type_or_shape(w, x_flat):
