@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.saliency-toolkit-installed
 # CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu.
 EXTRAS := torch,tensorflow-cpu,jax,dev
 
-.PHONY: demo test lint bench-core clean
+.PHONY: demo test lint bench bench-core clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,5 +28,10 @@ lint: $(STAMP)
 bench-core: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_core
 
+# The peers (Captum, PAIR saliency, xplique, tf-keras-vis) go into .venv-bench, never .venv.
+bench: constraints.txt tests/benchmarks/requirements-bench.txt
+	@test -f .venv-bench/.bench-installed || PYTHON=$(PYTHON) tests/benchmarks/setup_bench.sh
+	.venv-bench/bin/python -m tests.benchmarks.bench_peers
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
