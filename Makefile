@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.saliency-toolkit-installed
 # CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu.
 EXTRAS := torch,tensorflow-cpu,jax,dev
 
-.PHONY: demo test lint bench bench-core clean
+.PHONY: demo test lint bench bench-core bench-adapters clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 bench-core: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_core
+
+bench-adapters: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_adapters --profile
 
 # The peers (Captum, PAIR saliency, xplique, tf-keras-vis) go into .venv-bench, never .venv.
 bench: constraints.txt tests/benchmarks/requirements-bench.txt

@@ -451,7 +451,81 @@ def profile_toolkit(args: argparse.Namespace, report: dict[str, Any]) -> None:
             (f"{Path(f).name}:{line}({name})", own) for (f, line, name), (_, _, own, _, _) in hot
         ]
     result["noise_ms"] = noise_costs(args.framework, setup)
+    result["per_call_us"] = per_call_costs(args.framework)
     report["profile"] = result
+
+
+def per_call_costs(framework: str, calls: int = 1000) -> dict[str, float]:
+    """Microseconds per model call on a tiny linear model, where fixed costs dominate.
+
+    ``toolkit``: ``smoothgrad(..., batch_size=1)`` (core + adapter per chunk); ``adapter``:
+    the adapter's callback alone; ``minimal``: the smallest hand-written callback (numpy in,
+    gradient of the target score, numpy out), as one would pass to PAIR.
+    """
+    x = np.random.default_rng(0).uniform(size=(1, 12)).astype(np.float32)
+    target = np.array([1])
+    if framework == "torch":
+        import torch
+
+        from adapters import torch as adapter
+
+        model = torch.nn.Linear(12, 2).eval()
+        grad_fn = adapter.gradient_fn(model)
+
+        def minimal(batch: np.ndarray) -> np.ndarray:
+            inputs = torch.from_numpy(batch).requires_grad_(True)
+            (grad,) = torch.autograd.grad(model(inputs)[:, 1].sum(), inputs)
+            return grad.numpy()
+
+    elif framework == "tensorflow":
+        import keras
+        import tensorflow as tf
+
+        from adapters import tensorflow as adapter
+
+        inputs = keras.Input((12,))
+        model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        grad_fn = adapter.gradient_fn(model)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, 12), tf.float32)])
+        def tape(batch: Any) -> Any:
+            with tf.GradientTape() as g:
+                g.watch(batch)
+                score = tf.reduce_sum(model(batch, training=False)[:, 1])
+            return g.gradient(score, batch)
+
+        def minimal(batch: np.ndarray) -> np.ndarray:
+            return tape(batch).numpy()
+
+    else:
+        import jax
+
+        from adapters import jax as adapter
+
+        params = {"w": jax.numpy.ones((12, 2))}
+        grad_fn = adapter.gradient_fn(_linear_apply, params=params)
+        gradient = jax.jit(jax.grad(lambda p, b: (b @ p["w"])[:, 1].sum(), argnums=1))
+
+        def minimal(batch: np.ndarray) -> np.ndarray:
+            return np.asarray(gradient(params, batch))
+
+    from saliency_core import smoothgrad
+
+    runs = {
+        "toolkit": lambda: smoothgrad(grad_fn, x, target, n_samples=calls, batch_size=1, seed=0),
+        "adapter": lambda: [grad_fn(x, target) for _ in range(calls)],
+        "minimal": lambda: [minimal(x) for _ in range(calls)],
+    }
+    costs = {}
+    for name, run in runs.items():
+        run()
+        best = min(_timed(lambda n, s, r=run: r(), 0, 0)[0] for _ in range(5))
+        costs[name] = 1e6 * best / calls
+    return costs
+
+
+def _linear_apply(params: Any, x: Any) -> Any:
+    return x @ params["w"]
 
 
 def noise_costs(framework: str, setup: Any, repeats: int = 21) -> dict[str, float]:
@@ -517,6 +591,31 @@ def noise_costs(framework: str, setup: Any, repeats: int = 21) -> dict[str, floa
 # ---------------------------------------------------------------------------- orchestration
 
 
+#: glibc settings that keep freed memory for reuse instead of returning it to the kernel.
+#: With the defaults, PyTorch's activations (and big numpy arrays) are mmap-ed and unmapped on
+#: every call, so every run touches fresh pages again: about 700,000 page faults (2.7 GB)
+#: per ResNet-18 run here, a quarter of its time, and the noisiest part of it on a shared
+#: machine. These settings apply to every contender alike; ``malloc_trim(0)`` before a
+#: memory measurement still returns the kept memory, so peaks are measured the same way.
+KEEP_FREED_MEMORY = {
+    "MALLOC_MMAP_THRESHOLD_": str(4 * 1024**3),
+    "MALLOC_TRIM_THRESHOLD_": str(4 * 1024**3),
+}
+
+
+def worker_environment(malloc: str, framework: str) -> dict[str, str]:
+    """The environment of a worker: ours, plus :data:`KEEP_FREED_MEMORY` when asked.
+
+    ``malloc``: "torch" (PyTorch workers only: there it removes the page faults and most
+    of the timing noise; TensorFlow gained 18% from it too but JAX lost about 9%, so the
+    others keep glibc's defaults), "all", or "default" (none).
+    """
+    env = dict(os.environ)
+    if malloc == "all" or (malloc == "torch" and framework == "torch"):
+        env.update(KEEP_FREED_MEMORY)
+    return env
+
+
 def run_worker(
     python: str,
     task: str,
@@ -524,6 +623,7 @@ def run_worker(
     out: Path,
     *,
     log: Any,
+    env: dict[str, str] | None = None,
     timeout: float,
     retries: int = 2,
 ) -> dict[str, Any]:
@@ -550,6 +650,7 @@ def run_worker(
                 text=True,
                 timeout=timeout,
                 cwd=_repository_root(),
+                env=env,
             )
             code, output = completed.returncode, completed.stdout
         except subprocess.TimeoutExpired as expired:

@@ -62,6 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="add a cProfile breakdown of one toolkit run per framework",
     )
+    parser.add_argument(
+        "--malloc",
+        choices=["torch", "all", "default"],
+        default="torch",
+        help="which workers run with glibc keeping freed memory (MALLOC_MMAP_THRESHOLD_, "
+        "MALLOC_TRIM_THRESHOLD_): 'torch' removes PyTorch's page faults on every call and "
+        "most of its timing noise; 'default' leaves glibc as configured everywhere",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
@@ -102,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             scratch / f"{framework}.json",
             log=lambda message: print(message, file=sys.stderr),
             timeout=args.timeout,
+            env=_harness.worker_environment(args.malloc, framework),
             retries=0,
         )
 
@@ -157,6 +166,15 @@ def main(argv: list[str] | None = None) -> None:
             emit("|---|---:|---:|")
             for label, seconds in profile["toolkit_rows"]:
                 emit(f"| {label} | {seconds:.4f} | {100 * seconds / total:.1f}% |")
+            per_call = profile.get("per_call_us", {})
+            if per_call:
+                emit()
+                emit(
+                    "Fixed cost per model call (tiny linear model, batch_size=1): toolkit "
+                    f"{per_call['toolkit']:.0f} us, the adapter's callback alone "
+                    f"{per_call['adapter']:.0f} us, a minimal hand-written callback "
+                    f"{per_call['minimal']:.0f} us."
+                )
             noise = profile.get("noise_ms", {})
             emit()
             emit(
