@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.saliency-toolkit-installed
 # CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu.
 EXTRAS := torch,tensorflow-cpu,jax,dev
 
-.PHONY: demo test lint bench bench-core bench-adapters clean
+.PHONY: demo test lint bench bench-quick bench-core bench-adapters clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,9 +32,15 @@ bench-adapters: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_adapters --profile
 
 # The peers (Captum, PAIR saliency, xplique, tf-keras-vis) go into .venv-bench, never .venv.
-bench: constraints.txt tests/benchmarks/requirements-bench.txt
-	@test -f .venv-bench/.bench-installed || PYTHON=$(PYTHON) tests/benchmarks/setup_bench.sh
+BENCH_STAMP := .venv-bench/.bench-installed
+$(BENCH_STAMP): pyproject.toml constraints.txt tests/benchmarks/requirements-bench.txt tests/benchmarks/setup_bench.sh
+	PYTHON=$(PYTHON) tests/benchmarks/setup_bench.sh
+
+bench: $(BENCH_STAMP)
 	.venv-bench/bin/python -m tests.benchmarks.bench_peers
+
+bench-quick: $(BENCH_STAMP)
+	.venv-bench/bin/python -m tests.benchmarks.bench_peers --quick
 
 clean:
 	rm -rf $(VENV) .venv-bench build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
