@@ -18,11 +18,20 @@ from ._checks import check_callback_output
 __all__ = ["RunningStatistic", "segments", "stream_rows"]
 
 
-def segments(inputs: np.ndarray) -> list[tuple[int, int, int]]:
-    """``(input, start, stop)`` for each run of equal values in the sorted ``inputs``."""
-    starts = np.flatnonzero(np.r_[True, inputs[1:] != inputs[:-1]])
-    stops = np.r_[starts[1:], len(inputs)]
-    return list(zip(inputs[starts].tolist(), starts.tolist(), stops.tolist(), strict=True))
+def segments(start: int, stop: int, per_input: int) -> list[tuple[int, int, int]]:
+    """The runs of rows ``start..stop-1`` that belong to one input each.
+
+    Returns ``(input, first, end)`` per run, ``first`` and ``end`` counted from ``start``
+    (so they index the chunk). Rows of one input are contiguous, so this is arithmetic.
+    """
+    runs = []
+    row = start
+    while row < stop:
+        owner = row // per_input
+        end = min(stop, (owner + 1) * per_input)
+        runs.append((owner, row - start, end - start))
+        row = end
+    return runs
 
 
 class RunningStatistic:
@@ -45,8 +54,8 @@ class RunningStatistic:
         if self.kind == "variance":
             self.m2 = np.zeros_like(self.total)
 
-    def add(self, inputs: np.ndarray, values: np.ndarray) -> None:
-        """Fold ``values`` (one row each) into the inputs named by the sorted ``inputs``."""
+    def add(self, runs: list[tuple[int, int, int]], values: np.ndarray) -> None:
+        """Fold ``values`` (one row each) into the inputs of ``runs`` (see :func:`segments`)."""
         if self.total is None:
             self._allocate(values.shape[1:])
         total, m2 = self.total, self.m2
@@ -54,7 +63,7 @@ class RunningStatistic:
             values = np.abs(values)
         elif self.kind == "square":
             values = np.square(values)
-        for owner, start, stop in segments(inputs):
+        for owner, start, stop in runs:
             # float64 sums straight from the callback's dtype, one run of rows at a time
             # (a plain sum is several times faster than ufunc.reduceat here)
             run = values[start:stop]
@@ -82,7 +91,7 @@ class RunningStatistic:
 
 def stream_rows(
     fn: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
-    make_rows: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    make_rows: Callable[[np.ndarray, np.ndarray, list[tuple[int, int, int]]], np.ndarray],
     targets: np.ndarray | None,
     *,
     n_inputs: int,
@@ -97,8 +106,9 @@ def stream_rows(
 
     Args:
         fn: the attribution callback ``fn(x, target)``.
-        make_rows: ``make_rows(inputs, samples) -> batch`` builds the rows of one chunk;
-            ``inputs`` and ``samples`` are int arrays of the chunk's input and sample indices.
+        make_rows: ``make_rows(inputs, samples, runs) -> batch`` builds the rows of one
+            chunk; ``inputs`` and ``samples`` are int arrays of the chunk's input and sample
+            indices, ``runs`` its runs of rows per input (:func:`segments`).
             It is called in row order, which keeps random streams independent of
             ``batch_size``.
         targets: ``(n_inputs,)`` indices or None; each row gets its input's target.
@@ -112,7 +122,8 @@ def stream_rows(
             stop = min(start + batch_size, total)
             rows = np.arange(start, stop)
             inputs, samples = np.divmod(rows, per_input)
-            batch = make_rows(inputs, samples)
+            runs = segments(start, stop, per_input)  # once per chunk, for rows and sums
+            batch = make_rows(inputs, samples, runs)
             chunk_targets = None if targets is None else targets[inputs]
             output = fn(batch, chunk_targets)
             expected = None if expected_trailing is None else (stop - start, *expected_trailing)
@@ -120,7 +131,7 @@ def stream_rows(
                 output, rows=(start, stop - 1), expected_shape=expected, n_rows=stop - start
             )
             expected_trailing = output.shape[1:]
-            statistic.add(inputs, output)
+            statistic.add(runs, output)
             if bar is not None:
                 bar.update(stop - start)
     finally:

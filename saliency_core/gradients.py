@@ -149,7 +149,7 @@ def integrated_gradients(
     alphas = ((np.arange(steps) + 0.5) / steps).astype(x.dtype)
     spread = (-1,) + (1,) * (x.ndim - 1)
 
-    def make_rows(inputs: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    def make_rows(inputs: np.ndarray, samples: np.ndarray, runs: list) -> np.ndarray:
         return base[inputs] + alphas[samples].reshape(spread) * difference[inputs]
 
     statistic = RunningStatistic("mean", x.shape[0])

@@ -22,7 +22,7 @@ from ._checks import (
     check_non_negative,
     check_positive_int,
 )
-from ._streaming import RunningStatistic, segments, stream_rows
+from ._streaming import RunningStatistic, stream_rows
 from .types import AttributionFn
 
 __all__ = ["AGGREGATES", "noise_sigma", "smoothgrad"]
@@ -163,10 +163,10 @@ def smoothgrad(
     noise_dtype = np.float64 if x.dtype == np.float64 else np.float32
     sigmas_typed = sigmas.astype(noise_dtype)
 
-    def make_rows(inputs: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    def make_rows(inputs: np.ndarray, samples: np.ndarray, runs: list) -> np.ndarray:
         rows = rng.standard_normal((len(inputs), *x.shape[1:]), dtype=noise_dtype)
         # rows of one input are contiguous: scale and shift each run in place, no gather
-        for owner, start, stop in segments(inputs):
+        for owner, start, stop in runs:
             rows[start:stop] *= sigmas_typed[owner]
             rows[start:stop] += x[owner]
         return rows.astype(x.dtype, copy=False)
