@@ -9,13 +9,101 @@ statistics in float64, so memory is ``O(batch_size x input)`` whatever ``per_inp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from ._checks import check_callback_output
 
-__all__ = ["RunningStatistic", "segments", "stream_rows"]
+__all__ = [
+    "RunningStatistic",
+    "call_chunk",
+    "call_layer_chunk",
+    "cast_result",
+    "chunk_bounds",
+    "segments",
+    "stream_rows",
+]
+
+
+def chunk_bounds(total: int, batch_size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of at most ``batch_size`` of ``total`` rows.
+
+    Examples:
+        >>> list(chunk_bounds(7, 3))
+        [(0, 3), (3, 6), (6, 7)]
+    """
+    for start in range(0, total, batch_size):
+        yield start, min(start + batch_size, total)
+
+
+def call_chunk(
+    fn: Callable[..., object],
+    *args: object,
+    start: int,
+    stop: int,
+    expected_trailing: tuple[int, ...] | None = None,
+    name: str = "fn",
+) -> np.ndarray:
+    """Call ``fn(*args)`` on the rows ``start..stop-1`` and check what it returns.
+
+    The result must be a finite real numpy array of ``stop - start`` rows, and of shape
+    ``(stop - start, *expected_trailing)`` unless ``expected_trailing`` is None; an error
+    names the rows of the call (``rows 64..127``) and the shapes.
+    """
+    expected = None if expected_trailing is None else (stop - start, *expected_trailing)
+    return check_callback_output(
+        fn(*args), rows=(start, stop - 1), expected_shape=expected, n_rows=stop - start,
+        name=name,
+    )
+
+
+def cast_result(values: np.ndarray, dtype: np.dtype, *, name: str = "fn") -> np.ndarray:
+    """``values`` (float64 statistics) in the result ``dtype``, refusing an overflow.
+
+    Finite callback results can still give an infinite statistic: a square beyond float64,
+    or a float64 mean beyond float32 for float32 inputs. That is an error naming ``name``,
+    never an array with inf in it.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = values.astype(dtype, copy=False)
+    if not np.isfinite(result).all():
+        raise ValueError(
+            f"{name}: expected results within the range of {np.dtype(dtype)} (x's dtype), got "
+            "an overflow to inf; pass float64 inputs, or scale what the callback returns"
+        )
+    return result
+
+
+def call_layer_chunk(
+    layer_fn: Callable[..., object],
+    *args: object,
+    start: int,
+    stop: int,
+    expected_trailing: tuple[int, ...] | None = None,
+    name: str = "layer_fn",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Call a layer callback on the rows ``start..stop-1``: a checked pair of equal shapes.
+
+    ``layer_fn(*args)`` must return ``(activations, gradients)``: both are checked as in
+    :func:`call_chunk`, and the gradients must have the activations' shape.
+    """
+    result = layer_fn(*args)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(
+            f"{name} call for rows {start}..{stop - 1}: expected a pair "
+            f"(activations, gradients), got {type(result).__name__}"
+        )
+    expected = None if expected_trailing is None else (stop - start, *expected_trailing)
+    rows = (start, stop - 1)
+    activations = check_callback_output(
+        result[0], rows=rows, expected_shape=expected, n_rows=stop - start, name=name
+    )
+    gradients = check_callback_output(
+        result[1], rows=rows, expected_shape=activations.shape, n_rows=stop - start,
+        name=f"{name} (gradients)",
+    )
+    return activations, gradients
 
 
 def segments(start: int, stop: int, per_input: int) -> list[tuple[int, int, int]]:
@@ -60,9 +148,11 @@ class RunningStatistic:
             self._allocate(values.shape[1:])
         total, m2 = self.total, self.m2
         if self.kind == "abs":
-            values = np.abs(values)
+            # integers in float64: abs(-2**31) wraps in int32
+            values = np.abs(values.astype(np.float64) if values.dtype.kind in "iu" else values)
         elif self.kind == "square":
-            values = np.square(values)
+            # squares in float64: float16 300**2 would be inf, int32 70000**2 would wrap
+            values = np.square(values, dtype=np.float64)
         for owner, start, stop in runs:
             # float64 sums straight from the callback's dtype, one run of rows at a time
             # (a plain sum is several times faster than ufunc.reduceat here)
@@ -118,18 +208,13 @@ def stream_rows(
     total = n_inputs * per_input
     bar = _progress_bar(total, description) if progress else None
     try:
-        for start in range(0, total, batch_size):
-            stop = min(start + batch_size, total)
-            rows = np.arange(start, stop)
-            inputs, samples = np.divmod(rows, per_input)
+        for start, stop in chunk_bounds(total, batch_size):
+            inputs, samples = np.divmod(np.arange(start, stop), per_input)
             runs = segments(start, stop, per_input)  # once per chunk, for rows and sums
             batch = make_rows(inputs, samples, runs)
             chunk_targets = None if targets is None else targets[inputs]
-            output = fn(batch, chunk_targets)
-            expected = None if expected_trailing is None else (stop - start, *expected_trailing)
-            output = check_callback_output(
-                output, rows=(start, stop - 1), expected_shape=expected, n_rows=stop - start
-            )
+            output = call_chunk(fn, batch, chunk_targets, start=start, stop=stop,
+                                expected_trailing=expected_trailing)
             expected_trailing = output.shape[1:]
             statistic.add(runs, output)
             if bar is not None:

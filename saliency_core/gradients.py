@@ -14,10 +14,9 @@ from ._checks import (
     as_input_batch,
     as_targets,
     check_callable,
-    check_callback_output,
     check_positive_int,
 )
-from ._streaming import RunningStatistic, stream_rows
+from ._streaming import RunningStatistic, call_chunk, cast_result, chunk_bounds, stream_rows
 from .types import GradientFn
 
 __all__ = ["gradient_x_input", "integrated_gradients", "vanilla_gradient"]
@@ -51,13 +50,10 @@ def vanilla_gradient(
     targets = as_targets(target, x.shape[0])
     batch_size = check_positive_int(batch_size, "batch_size")
     result = np.empty_like(x)
-    for start in range(0, x.shape[0], batch_size):
-        stop = min(start + batch_size, x.shape[0])
-        chunk = x[start:stop]
-        output = fn(chunk, None if targets is None else targets[start:stop])
-        result[start:stop] = check_callback_output(
-            output, rows=(start, stop - 1), expected_shape=chunk.shape, n_rows=stop - start
-        )
+    for start, stop in chunk_bounds(x.shape[0], batch_size):
+        chunk_targets = None if targets is None else targets[start:stop]
+        result[start:stop] = call_chunk(fn, x[start:stop], chunk_targets, start=start,
+                                        stop=stop, expected_trailing=x.shape[1:])
     return result
 
 
@@ -84,8 +80,14 @@ def gradient_x_input(
 def _as_baseline(baseline: object, x: np.ndarray) -> np.ndarray:
     if baseline is None:
         return np.zeros((1,) * x.ndim, dtype=x.dtype)
-    array = np.asarray(baseline)
-    if array.dtype.kind not in "iuf" or array.dtype.kind == "b":
+    try:
+        array = np.asarray(baseline)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"baseline: expected a number or a rectangular numeric array, got a ragged "
+            f"{type(baseline).__name__}"
+        ) from None
+    if array.dtype.kind not in "iuf":
         raise TypeError(f"baseline: expected a number or a numeric array, got dtype {array.dtype}")
     if array.ndim == x.ndim - 1:  # one input's shape: the same baseline for every input
         array = array[None]
@@ -101,7 +103,14 @@ def _as_baseline(baseline: object, x: np.ndarray) -> np.ndarray:
         raise ValueError(f"baseline: shape {array.shape} would change x's shape {x.shape}")
     if not np.isfinite(array).all():
         raise ValueError("baseline: expected finite values, got NaN or inf")
-    return array.astype(x.dtype, copy=False)
+    with np.errstate(over="ignore"):
+        typed = array.astype(x.dtype, copy=False)
+    if not np.isfinite(typed).all():
+        raise ValueError(
+            f"baseline: expected values within the range of x's dtype {x.dtype}, got values up "
+            f"to {np.abs(array).max():g}; pass float64 inputs"
+        )
+    return typed
 
 
 def integrated_gradients(
@@ -145,7 +154,13 @@ def integrated_gradients(
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     base = np.broadcast_to(_as_baseline(baseline, x), x.shape)
-    difference = x - base
+    with np.errstate(over="ignore"):
+        difference = x - base
+    if not np.isfinite(difference).all():
+        raise ValueError(
+            f"baseline: expected x - baseline within the range of x's dtype {x.dtype}, got an "
+            "overflow; pass float64 inputs"
+        )
     alphas = ((np.arange(steps) + 0.5) / steps).astype(x.dtype)
     spread = (-1,) + (1,) * (x.ndim - 1)
 
@@ -163,4 +178,6 @@ def integrated_gradients(
         statistic=statistic,
         expected_trailing=x.shape[1:],
     )
-    return (difference * statistic.result()).astype(x.dtype, copy=False)
+    with np.errstate(over="ignore"):
+        attributions = difference * statistic.result()
+    return cast_result(attributions, x.dtype)

@@ -19,22 +19,24 @@ from ._checks import (
     as_input_batch,
     as_targets,
     check_callable,
-    check_callback_output,
     check_positive_int,
 )
+from ._streaming import call_chunk, cast_result, chunk_bounds
 from .types import PredictFn
 
 __all__ = ["occlusion"]
 
 
 def _per_axis(value: object, shape: tuple[int, ...], name: str) -> tuple[int, ...]:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    expected = f"an int or one int per input axis ({len(shape)} for inputs of shape {shape})"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
         value = (int(value),) * len(shape)
-    if not isinstance(value, tuple | list) or len(value) != len(shape):
-        raise ValueError(
-            f"{name}: expected an int or one int per input axis ({len(shape)} for inputs of "
-            f"shape {shape}), got {value!r}"
-        )
+    elif isinstance(value, np.ndarray) and value.ndim == 1:
+        value = tuple(value.tolist())
+    if not isinstance(value, tuple | list):
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}")
+    if len(value) != len(shape):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
     sizes = tuple(check_positive_int(v, name) for v in value)
     too_big = [(s, d) for s, d in zip(sizes, shape, strict=True) if s > d]
     if name == "window" and too_big:
@@ -42,17 +44,39 @@ def _per_axis(value: object, shape: tuple[int, ...], name: str) -> tuple[int, ..
     return sizes
 
 
-def _scores(output: np.ndarray, targets: np.ndarray | None, rows: tuple[int, int]) -> np.ndarray:
+def _check_baseline(baseline: object, dtype: np.dtype) -> float:
+    if isinstance(baseline, np.ndarray) and baseline.ndim == 0:
+        baseline = baseline[()]
+    if isinstance(baseline, bool | np.bool_) or not isinstance(baseline, numbers.Real):
+        raise TypeError(
+            f"baseline: expected a number (the value occluded elements take), got "
+            f"{type(baseline).__name__} {baseline!r}"
+        )
+    value = float(baseline)
+    if not np.isfinite(value):
+        raise ValueError(f"baseline: expected a finite number, got {baseline}")
+    with np.errstate(over="ignore"):
+        typed = dtype.type(value)
+    if not np.isfinite(typed):
+        raise ValueError(
+            f"baseline: expected a number within the range of x's dtype {dtype}, got {value:g}"
+        )
+    return value
+
+
+def _scores(
+    output: np.ndarray, targets: np.ndarray | None, rows: tuple[int, int], name: str
+) -> np.ndarray:
     if targets is None:
         if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
             return output.reshape(-1).astype(np.float64)
         raise ValueError(
-            f"predict_fn call for rows {rows[0]}..{rows[1]}: the model gives outputs of shape "
+            f"{name} call for rows {rows[0]}..{rows[1]}: the model gives outputs of shape "
             f"{output.shape[1:]} per row; pass target to choose one"
         )
     if output.ndim != 2:
         raise ValueError(
-            f"predict_fn call for rows {rows[0]}..{rows[1]}: expected outputs (k, C) to index "
+            f"{name} call for rows {rows[0]}..{rows[1]}: expected outputs (k, C) to index "
             f"with target, got shape {output.shape}"
         )
     if targets.max() >= output.shape[1]:
@@ -80,7 +104,7 @@ def occlusion(
         target: None for one score per row, else the output index per input.
         window: the occluding window over the non-batch axes (an int for every axis).
         stride: the step between windows (default: the window, no overlap).
-        baseline: the value an occluded element takes.
+        baseline: the value an occluded element takes (a finite number).
         batch_size: the most occluded copies sent to ``predict_fn`` in one call.
 
     Returns:
@@ -101,8 +125,7 @@ def occlusion(
     window = _per_axis(window, shape, "window")
     stride = window if stride is None else _per_axis(stride, shape, "stride")
     batch_size = check_positive_int(batch_size, "batch_size")
-    if not np.isfinite(baseline):
-        raise ValueError(f"baseline: expected a finite number, got {baseline}")
+    baseline = _check_baseline(baseline, x.dtype)
 
     starts = list(itertools.product(
         *(range(0, d - w + 1, s) for d, w, s in zip(shape, window, stride, strict=True))
@@ -113,28 +136,32 @@ def occlusion(
     for box in boxes:
         coverage[box] += 1
 
-    base_scores = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], batch_size):
-        stop = min(start + batch_size, x.shape[0])
-        output = check_callback_output(predict_fn(x[start:stop]), rows=(start, stop - 1),
-                                       expected_shape=None, n_rows=stop - start,
-                                       name="predict_fn")
-        chunk_targets = None if targets is None else targets[start:stop]
-        base_scores[start:stop] = _scores(output, chunk_targets, (start, stop - 1))
+    trailing: tuple[int, ...] | None = None  # every call's outputs are held to the first's
 
+    def scores(batch: np.ndarray, chunk_targets: np.ndarray | None, start: int, stop: int,
+               name: str) -> np.ndarray:
+        nonlocal trailing
+        output = call_chunk(predict_fn, batch, start=start, stop=stop,
+                            expected_trailing=trailing, name=name)
+        trailing = output.shape[1:]
+        return _scores(output, chunk_targets, (start, stop - 1), name)
+
+    base_scores = np.empty(x.shape[0])
+    for start, stop in chunk_bounds(x.shape[0], batch_size):
+        chunk_targets = None if targets is None else targets[start:stop]
+        base_scores[start:stop] = scores(x[start:stop], chunk_targets, start, stop, "predict_fn")
+
+    # occluded row r is window r % len(boxes) of input r // len(boxes)
     total = np.zeros(x.shape)
-    rows = [(i, b) for i in range(x.shape[0]) for b in range(len(boxes))]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        batch = np.stack([x[i] for i, _ in chunk])
-        for row, (_, b) in enumerate(chunk):
-            batch[row][boxes[b]] = baseline
-        rows_named = (start, start + len(chunk) - 1)
-        output = check_callback_output(predict_fn(batch), rows=rows_named, expected_shape=None,
-                                       n_rows=len(chunk), name="predict_fn")
-        inputs = np.array([i for i, _ in chunk])
-        scores = _scores(output, None if targets is None else targets[inputs], rows_named)
-        for (i, b), score in zip(chunk, scores, strict=True):
-            total[i][boxes[b]] += base_scores[i] - score
+    for start, stop in chunk_bounds(x.shape[0] * len(boxes), batch_size):
+        inputs, windows = np.divmod(np.arange(start, stop), len(boxes))
+        batch = x[inputs]  # a copy: x itself is never written
+        for row, window_index in enumerate(windows):
+            batch[row][boxes[window_index]] = baseline
+        chunk_targets = None if targets is None else targets[inputs]
+        drops = base_scores[inputs] - scores(batch, chunk_targets, start, stop,
+                                             "predict_fn (occluded copies)")
+        for i, window_index, drop in zip(inputs, windows, drops, strict=True):
+            total[i][boxes[window_index]] += drop
     result = np.divide(total, coverage, out=np.zeros_like(total), where=coverage > 0)
-    return result.astype(x.dtype, copy=False)
+    return cast_result(result, x.dtype, name="predict_fn")

@@ -15,14 +15,16 @@ import warnings
 import numpy as np
 
 from ._checks import (
+    as_generator,
     as_input_batch,
     as_targets,
+    check_bool,
     check_callable,
     check_choice,
     check_non_negative,
     check_positive_int,
 )
-from ._streaming import RunningStatistic, stream_rows
+from ._streaming import RunningStatistic, cast_result, stream_rows
 from .types import AttributionFn
 
 __all__ = ["AGGREGATES", "noise_sigma", "smoothgrad"]
@@ -49,13 +51,36 @@ def noise_sigma(x: np.ndarray, noise_level: float) -> np.ndarray:
     The paper's convention (and PAIR's ``stdev_spread``): the noise scales with each
     input's own range, so 0.15 means 15% of the span of pixel values of that image.
 
+    Args:
+        x: a batch ``(N, *input_shape)``, checked as every method checks it.
+        noise_level: a finite number ``>= 0``.
+
+    Returns:
+        float64 ``(N,)``, never negative.
+
+    Raises:
+        ValueError, TypeError: a bad ``x`` or ``noise_level``, or sigmas too large for
+            float64 (an input whose range overflows).
+
     Examples:
         >>> noise_sigma(np.array([[0.0, 2.0], [1.0, 1.5]]), 0.1)
         array([0.2 , 0.05])
     """
-    x = as_input_batch(x)
+    return _range_sigmas(as_input_batch(x), check_non_negative(noise_level, "noise_level"))
+
+
+def _range_sigmas(x: np.ndarray, level: float) -> np.ndarray:
+    """:func:`noise_sigma` of a batch and a noise level already checked."""
     flat = x.reshape(x.shape[0], -1)
-    return noise_level * (flat.max(axis=1).astype(np.float64) - flat.min(axis=1))
+    with np.errstate(over="ignore"):
+        sigmas = level * (flat.max(axis=1).astype(np.float64) - flat.min(axis=1))
+    if not np.isfinite(sigmas).all():
+        bad = np.flatnonzero(~np.isfinite(sigmas))
+        raise ValueError(
+            f"noise_level: expected noise_level * (max - min) within float64, got an overflow "
+            f"for input(s) {bad[:10].tolist()}; pass an absolute sigma= instead"
+        )
+    return sigmas
 
 
 def _resolve_sigma(
@@ -68,10 +93,22 @@ def _resolve_sigma(
                 "expected either noise_level (relative to each input's range) or sigma "
                 f"(absolute), got both: noise_level={noise_level!r}, sigma={sigma!r}"
             )
-        if np.ndim(sigma) == 0:
-            value = check_non_negative(sigma, "sigma")
+        try:
+            array = np.asarray(sigma)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"sigma: expected a number or one value per input, got a ragged "
+                f"{type(sigma).__name__}"
+            ) from None
+        if array.ndim == 0:
+            value = check_non_negative(sigma[()] if isinstance(sigma, np.ndarray) else sigma,
+                                       "sigma")
             return np.full(n, value)
-        array = np.asarray(sigma, dtype=np.float64)
+        if array.dtype.kind not in "iuf":
+            raise TypeError(
+                f"sigma: expected a number or an array of numbers, got dtype {array.dtype}"
+            )
+        array = array.astype(np.float64)
         if array.shape != (n,):
             raise ValueError(
                 f"sigma: expected a number or one value per input, shape ({n},), "
@@ -81,7 +118,7 @@ def _resolve_sigma(
             raise ValueError(f"sigma: expected finite non-negative values, got {array.tolist()}")
         return array
     level = check_non_negative(noise_level, "noise_level")
-    sigmas = noise_sigma(x, level)
+    sigmas = _range_sigmas(x, level)
     constant = np.flatnonzero(sigmas == 0)
     if level > 0 and constant.size:
         warnings.warn(
@@ -118,7 +155,8 @@ def smoothgrad(
         fn: an attribution callback ``fn(x, target) -> maps`` (a gradient function from
             an adapter, or another method bound with ``functools.partial``). It may return
             any fixed trailing shape; the result has that shape.
-        x: a batch ``(N, *input_shape)``; integer inputs are converted to float32.
+        x: a batch ``(N, *input_shape)``; integer and float16 inputs are converted to
+            float32, byte-swapped ones to native byte order.
         target: None, one output index for every input, or one per input ``(N,)``.
         n_samples: noisy copies per input (the paper finds little change past 50).
         noise_level: sigma relative to each input's range ``max - min`` (default 0.15).
@@ -128,12 +166,13 @@ def smoothgrad(
             (mean of ``map**2``, SmoothGrad-squared) or ``"variance"`` (VarGrad, the
             population variance).
         batch_size: the most rows sent to ``fn`` in one call.
-        seed: None (fresh entropy), an int, a ``SeedSequence`` or a ``Generator`` (which
-            is advanced). numpy's global random state is never used.
-        progress: show a tqdm progress bar (a widget in notebooks).
+        seed: None (fresh entropy), a non-negative int, a ``SeedSequence`` or a
+            ``Generator`` (which is advanced). numpy's global random state is never used.
+        progress: True to show a tqdm progress bar (a widget in notebooks).
 
     Returns:
-        An array ``(N, *map_shape)`` in ``x``'s float dtype (float32 or float64).
+        An array ``(N, *map_shape)`` in ``x``'s float dtype (float32 or float64). The
+        statistics are kept in float64 (squares too), whatever dtype ``fn`` returns.
 
     Raises:
         ValueError, TypeError: bad input, before ``fn`` is called at all; or a callback
@@ -157,11 +196,18 @@ def smoothgrad(
     n_samples = check_positive_int(n_samples, "n_samples")
     batch_size = check_positive_int(batch_size, "batch_size")
     aggregate = check_choice(aggregate, "aggregate", AGGREGATES)
+    progress = check_bool(progress, "progress")
     sigmas = _resolve_sigma(x, noise_level, sigma)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_generator(seed)
 
     noise_dtype = np.float64 if x.dtype == np.float64 else np.float32
-    sigmas_typed = sigmas.astype(noise_dtype)
+    with np.errstate(over="ignore"):
+        sigmas_typed = sigmas.astype(noise_dtype)
+    if not np.isfinite(sigmas_typed).all():
+        raise ValueError(
+            f"sigma: expected standard deviations within the range of x's dtype {x.dtype}, "
+            f"got {sigmas.max():g}; pass float64 inputs or a smaller noise level"
+        )
 
     def make_rows(inputs: np.ndarray, samples: np.ndarray, runs: list) -> np.ndarray:
         rows = rng.standard_normal((len(inputs), *x.shape[1:]), dtype=noise_dtype)
@@ -184,4 +230,4 @@ def smoothgrad(
         progress=progress,
         description="SmoothGrad",
     )
-    return statistic.result().astype(x.dtype, copy=False)
+    return cast_result(statistic.result(), x.dtype)

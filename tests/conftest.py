@@ -1,4 +1,9 @@
-"""Test-wide settings: hypothesis profiles and the rule that CI never skips a framework."""
+"""Test-wide settings: hypothesis profiles and the rule that CI never skips a framework.
+
+Hypothesis profiles: "default" (``make test``, CI) is deterministic, a fixed number of
+examples from a fixed seed and no example database; "search" (``make test-hypothesis``, or
+``HYPOTHESIS_PROFILE=search``) runs many more random examples.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,20 @@ import pytest
 try:
     from hypothesis import settings
 
-    settings.register_profile("default", max_examples=40, deadline=None)
-    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
-    settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+    # `make test` (and CI): the same examples on every clone and every run. derandomize
+    # draws them from a fixed seed per test, and with no example database nothing learnt
+    # on one machine changes what another runs.
+    settings.register_profile(
+        "default", max_examples=30, deadline=None, derandomize=True, database=None
+    )
+    settings.register_profile("ci", parent=settings.get_profile("default"))
+    # `make test-hypothesis` (HYPOTHESIS_PROFILE=search): many more random examples, to look
+    # for new failures; a failure prints the blob that replays it, and is kept in the local
+    # example database (.hypothesis/) for the next search.
+    settings.register_profile(
+        "search", max_examples=1000, deadline=None, derandomize=False, print_blob=True
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 except ImportError:  # pragma: no cover - hypothesis is a dev dependency
     pass
 

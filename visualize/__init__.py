@@ -12,8 +12,8 @@ Array functions (:mod:`visualize.maps`, :mod:`visualize.colormaps`,
 * :func:`apply_colormap`, :func:`colormap_range`
 * :func:`overlay`, :func:`masked_image`, :func:`alpha_scaling`
 
-Rendering with Pillow (:mod:`visualize.render`): :func:`to_uint8`, :func:`to_image`,
-:func:`grid`, :func:`save`.
+Rendering with Pillow (:mod:`visualize.render`, :mod:`visualize.charts`): :func:`to_uint8`,
+:func:`to_image`, :func:`grid`, :func:`save`, :func:`line_chart` (curves, for metrics).
 
 Examples:
     >>> import numpy as np
@@ -27,6 +27,7 @@ Examples:
     (28, 28)
 """
 
+from visualize.charts import SERIES_COLOURS, line_chart
 from visualize.colormaps import (
     BUILTIN_COLORMAPS,
     DIVERGING_COLORMAPS,
@@ -50,6 +51,7 @@ __all__ = [
     "BUILTIN_COLORMAPS",
     "DIVERGING_COLORMAPS",
     "REDUCTIONS",
+    "SERIES_COLOURS",
     "SIGNS",
     "alpha_scaling",
     "apply_colormap",
@@ -59,6 +61,7 @@ __all__ = [
     "diverging",
     "grayscale",
     "grid",
+    "line_chart",
     "masked_image",
     "overlay",
     "save",

@@ -28,9 +28,15 @@ def as_real_array(value: object, *, name: str) -> np.ndarray:
     """Return ``value`` as a numpy array of finite real numbers (bool, int or float).
 
     Raises:
-        TypeError: if the values are not real numbers (strings, objects, complex).
+        TypeError: if the values are not real numbers (strings, objects, complex), or are a
+            masked array (whose masked values would be used as they are).
         ValueError: if the array is ragged or holds NaN or infinity.
     """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"expected {name} to be a plain array, got a masked array; fill the masked values "
+            f"first ({name}.filled(value))"
+        )
     try:
         array = np.asarray(value)
     except ValueError as error:
@@ -137,9 +143,10 @@ def check_value_range(
 
 
 def float_dtype(array: np.ndarray) -> np.dtype:
-    """The dtype results are returned in: the input's if it is a float, else float64."""
+    """The dtype results are returned in: the input's if it is a float (in native byte
+    order, so a big-endian input gives ordinary arrays), else float64."""
     if np.issubdtype(array.dtype, np.floating):
-        return array.dtype
+        return array.dtype.newbyteorder("=")
     return np.dtype(np.float64)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from visualize._checks import as_real_array, check_value_range
+from visualize._checks import as_real_array, check_ndim, check_value_range
 
 __all__ = ["BUILTIN_COLORMAPS", "DIVERGING_COLORMAPS", "apply_colormap", "colormap_range"]
 
@@ -130,7 +130,11 @@ def apply_colormap(heat: ArrayLike, *, cmap: str = "viridis") -> np.ndarray:
     outside the colour map's range are refused rather than silently clipped.
 
     Args:
-        heat: a map of any shape, e.g. ``(H, W)`` or a batch ``(N, H, W)``.
+        heat: a map ``(H, W)``, a batch of maps ``(N, H, W)``, or a 1-D strip of values
+            (a colour bar). A heat map has no channel axis: a 3-D array whose last axis
+            holds 1, 3 or 4 values looks like an image or a map with channels ``(H, W, C)``
+            and is refused; reduce the channels first with :func:`~visualize.grayscale` or
+            :func:`~visualize.diverging` (or colour a batch of such narrow maps one by one).
         cmap: a name from :data:`BUILTIN_COLORMAPS` or, when matplotlib is installed, any
             matplotlib colour map name.
 
@@ -138,7 +142,8 @@ def apply_colormap(heat: ArrayLike, *, cmap: str = "viridis") -> np.ndarray:
         uint8 RGB of shape ``heat.shape + (3,)``.
 
     Raises:
-        ValueError: an unknown ``cmap`` (the message lists the choices), values outside
+        ValueError: an unknown ``cmap`` (the message lists the choices), an empty map, a
+            map with channels or of more than 3 dimensions, values outside
             :func:`colormap_range`, NaN or infinity.
         TypeError: ``heat`` does not hold real numbers, or ``cmap`` is not a string.
 
@@ -146,11 +151,30 @@ def apply_colormap(heat: ArrayLike, *, cmap: str = "viridis") -> np.ndarray:
         >>> import numpy as np
         >>> apply_colormap(np.array([-1.0, 0.0, 1.0]), cmap="blue_grey_red").tolist()
         [[0, 0, 255], [128, 128, 128], [255, 0, 0]]
-        >>> apply_colormap(np.array([0.0, 1.0]), cmap="grey").tolist()
-        [[0, 0, 0], [255, 255, 255]]
+        >>> apply_colormap(np.array([[0.0, 1.0]]), cmap="grey").tolist()
+        [[[0, 0, 0], [255, 255, 255]]]
     """
     table = _find_colormap(cmap)
     values = as_real_array(heat, name="heat")
+    check_ndim(
+        values,
+        allowed=(1, 2, 3),
+        name="heat",
+        layout="(H, W), (N, H, W) or a 1-D strip (reduce channels first with grayscale() or "
+        "diverging())",
+    )
+    if values.ndim == 3 and values.shape[-1] in (1, 3, 4):
+        raise ValueError(
+            f"expected heat (H, W) or (N, H, W) without a channel axis, got shape "
+            f"{values.shape}, which looks like an image or a map with {values.shape[-1]} "
+            "channel(s) last; reduce the channels first with grayscale() or diverging() "
+            "(for a batch of maps that narrow, colour them one at a time)"
+        )
+    return _colour(values, table, cmap)
+
+
+def _colour(values: np.ndarray, table: _Anchors | Any, cmap: str) -> np.ndarray:
+    """Colour checked values of any shape with the colour map ``table`` called ``cmap``."""
     low, high = colormap_range(cmap)
     kind = "diverging" if low < 0 else "sequential"
     check_value_range(
@@ -164,6 +188,12 @@ def apply_colormap(heat: ArrayLike, *, cmap: str = "viridis") -> np.ndarray:
     if isinstance(table, tuple):
         return _interpolate(table, positions)
     return np.asarray(table(positions, bytes=True))[..., :3].astype(np.uint8)
+
+
+def _colour_any_shape(heat: np.ndarray, *, cmap: str) -> np.ndarray:
+    """:func:`apply_colormap` without the shape rules, for maps this package made itself
+    (a batch ``(N, H, W)`` of maps 3 pixels wide is not an image here)."""
+    return _colour(heat, _find_colormap(cmap), cmap)
 
 
 def _find_colormap(cmap: object) -> _Anchors | Any:

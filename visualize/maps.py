@@ -29,7 +29,7 @@ from visualize._checks import (
     divide_by_peak,
     float_dtype,
 )
-from visualize.colormaps import apply_colormap
+from visualize.colormaps import _colour_any_shape
 
 __all__ = [
     "REDUCTIONS",
@@ -360,7 +360,7 @@ def discriminativity(
     difference = difference_map(
         map_a, map_b, channel_axis=channel_axis, reduce=reduce, clip_percentile=clip_percentile
     )
-    return apply_colormap(difference, cmap="blue_grey_red")
+    return _colour_any_shape(difference, cmap="blue_grey_red")
 
 
 def _as_maps(attr: ArrayLike, channel_axis: int | None) -> tuple[np.ndarray, int | None, np.dtype]:

@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import secrets
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -373,17 +374,19 @@ def save(image: ArrayLike | Image.Image, path: str | os.PathLike[str]) -> Path:
 
     Parent folders are created. The file is written under a temporary name in the same
     folder and then renamed, so a failure leaves no half-written file behind and an
-    existing file is replaced in one step.
+    existing file is replaced in one step (keeping its permission bits). A symbolic link
+    is followed: the file it points to is written, and the link stays a link.
 
     Args:
         image: a PIL image or an array as in :func:`to_image`.
         path: where to write; must end in ``.png``.
 
     Returns:
-        The path written, as a :class:`pathlib.Path`.
+        The path written, as a :class:`pathlib.Path` (as given, not resolved).
 
     Raises:
-        ValueError: ``path`` does not end in ``.png``, or any error of :func:`to_image`.
+        ValueError: ``path`` does not end in ``.png`` or names a folder, or any error of
+            :func:`to_image`.
         TypeError: ``path`` is not a string or path.
 
     Examples:
@@ -397,18 +400,29 @@ def save(image: ArrayLike | Image.Image, path: str | os.PathLike[str]) -> Path:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"expected path to be a string or a path, got {type(path).__name__}")
-    target = Path(path)
-    if target.suffix.lower() != ".png":
-        raise ValueError(f"expected a path ending in .png, got {str(target)!r}")
+    given = Path(path)
+    if given.suffix.lower() != ".png":
+        raise ValueError(f"expected a path ending in .png, got {str(given)!r}")
     picture = image if isinstance(image, Image.Image) else to_image(image)
+    # Follow symbolic links (of the file and its folders) to the file they name, so that
+    # the rename below replaces that file, not the link.
+    try:
+        target = given.resolve()
+    except (OSError, RuntimeError) as error:  # a loop of links (RuntimeError before 3.13)
+        raise ValueError(f"expected a path that leads to a file, got {str(given)!r} ({error})") \
+            from None
+    if target.is_dir():
+        raise ValueError(f"expected a path to a file, got the folder {str(given)!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     try:
         with open(temporary, "xb") as file:
             picture.save(file, format="PNG")
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    return target
+    return given

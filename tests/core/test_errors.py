@@ -60,9 +60,18 @@ def test_bad_x(method, x, error, message):
         (np.array([[0], [1]]), ValueError, r"shape \(2,\), got shape \(2, 1\)"),
         (-1, ValueError, r"non-negative index, got -1"),
         (np.array([0, -3]), ValueError, r"non-negative indices, got \[-3\]"),
-        (1.5, ValueError, r"integer output indices.*float64"),
-        (np.array([0.0, 1.0]), ValueError, r"integer.*astype\(int\)"),
-        (True, ValueError, r"boolean"),
+        (1.5, TypeError, r"integer output indices.*got dtype float64"),
+        (np.array([0.0, 1.0]), TypeError, r"got whole numbers of dtype float64.*astype\(int\)"),
+        (3.0, TypeError, r"got whole numbers of dtype float64"),
+        (True, TypeError, r"boolean"),
+        (np.array([0, 1], dtype=object), TypeError, r"integer output indices.*got dtype object"),
+        (np.array(["0", "1"]), TypeError, r"got dtype <U1"),
+        ([[0], [1, 2]], ValueError, r"got a ragged list"),
+        # beyond int64: refused, never an OverflowError or a wrap to a negative index
+        (2**70, ValueError, r"fits in int64 \(at most 2\*\*63 - 1\), got 1180591620717411303424"),
+        (np.uint64(2**64 - 1), ValueError, r"fits in int64.*got 18446744073709551615"),
+        (np.array([2**63, 0], dtype=np.uint64), ValueError,
+         r"fit in int64.*got 9223372036854775808 \(dtype uint64\)"),
     ],
 )
 def test_bad_target(method, target, error, message):

@@ -446,6 +446,82 @@ CASES = [
         ValueError,
         "expected at least one image that is not None",
     ),
+    # a heat map has no channel axis
+    (
+        "apply_colormap (H, W, 3)",
+        lambda: vis.apply_colormap(RGB),
+        ValueError,
+        r"expected heat \(H, W\) or \(N, H, W\) without a channel axis, got shape "
+        r"\(4, 5, 3\), which looks like an image.*grayscale\(\) or diverging\(\)",
+    ),
+    (
+        "apply_colormap (H, W, 1)",
+        lambda: vis.apply_colormap(np.zeros((4, 5, 1))),
+        ValueError,
+        r"without a channel axis, got shape \(4, 5, 1\)",
+    ),
+    (
+        "apply_colormap 4-D",
+        lambda: vis.apply_colormap(np.zeros((2, 4, 5, 3))),
+        ValueError,
+        r"expected heat with 1 or 2 or 3 dimensions \(H, W\), \(N, H, W\).*got shape "
+        r"\(2, 4, 5, 3\)",
+    ),
+    (
+        "apply_colormap 0-d",
+        lambda: vis.apply_colormap(np.float64(0.5)),
+        ValueError,
+        r"expected heat with 1 or 2 or 3 dimensions.*got shape \(\)",
+    ),
+    (
+        "apply_colormap empty",
+        lambda: vis.apply_colormap(np.zeros((0, 4))),
+        ValueError,
+        r"expected a non-empty heat, got shape \(0, 4\)",
+    ),
+    # NaN options
+    (
+        "percentile NaN grayscale",
+        lambda: vis.grayscale(RGB, clip_percentile=float("nan")),
+        ValueError,
+        r"expected clip_percentile in \(0, 100\], got nan",
+    ),
+    (
+        "alpha NaN",
+        lambda: vis.overlay(RGB, MAP, alpha=float("nan")),
+        ValueError,
+        r"expected alpha in \[0, 1\], got nan",
+    ),
+    (
+        "alpha infinite",
+        lambda: vis.overlay(RGB, MAP, alpha=np.inf),
+        ValueError,
+        r"expected alpha in \[0, 1\], got inf",
+    ),
+    (
+        "alpha bool",
+        lambda: vis.overlay(RGB, MAP, alpha=True),
+        TypeError,
+        r"expected alpha to be a real number, got bool",
+    ),
+    (
+        "grayscale masked array",
+        lambda: vis.grayscale(np.ma.masked_array(RGB, mask=RGB > 0)),
+        TypeError,
+        r"expected attr to be a plain array, got a masked array",
+    ),
+    (
+        "to_image masked array",
+        lambda: vis.to_image(np.ma.masked_array(MAP, mask=MAP > 0)),
+        TypeError,
+        r"expected image to be a plain array, got a masked array",
+    ),
+    (
+        "overlay heat with channels",
+        lambda: vis.overlay(RGB, RGB),
+        ValueError,
+        r"expected heat with 2 dimensions \(H, W\)",
+    ),
 ]
 
 

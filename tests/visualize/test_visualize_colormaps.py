@@ -110,8 +110,8 @@ def test_values_outside_the_range_are_refused_not_clipped():
 
 
 def test_batches_and_shapes():
-    result = apply_colormap(np.zeros((2, 3, 4)), cmap="grey")
-    assert result.shape == (2, 3, 4, 3) and result.dtype == np.uint8
+    result = apply_colormap(np.zeros((2, 3, 5)), cmap="grey")
+    assert result.shape == (2, 3, 5, 3) and result.dtype == np.uint8
     np.testing.assert_array_equal(result, 0)
 
 
@@ -120,3 +120,22 @@ def test_a_sequential_map_on_the_diverging_map_shows_half_of_it():
         apply_colormap(np.array([0.0, 1.0]), cmap="blue_grey_red"),
         [[128, 128, 128], [255, 0, 0]],
     )
+
+
+def test_maps_and_batches_of_maps_are_coloured_pixel_by_pixel():
+    maps = np.random.default_rng(0).uniform(size=(2, 4, 5))
+    batch = apply_colormap(maps, cmap="grey")
+    assert batch.shape == (2, 4, 5, 3)
+    np.testing.assert_array_equal(batch[1], apply_colormap(maps[1], cmap="grey"))
+    np.testing.assert_array_equal(batch[..., 0], np.rint(maps * 255))
+
+
+def test_discriminativity_colours_a_batch_of_narrow_maps():
+    # (N, H, 3) maps made by the package are maps, not an image: not refused as one
+    from visualize import discriminativity
+
+    map_a = np.zeros((2, 4, 3))
+    map_a[:, 0, 0] = 1.0
+    result = discriminativity(map_a, np.zeros((2, 4, 3)), channel_axis=None)
+    assert result.shape == (2, 4, 3, 3)
+    np.testing.assert_array_equal(result[:, 0, 0], [[255, 0, 0]] * 2)  # only map_a: red

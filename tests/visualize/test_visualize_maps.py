@@ -330,3 +330,13 @@ def test_discriminativity_is_blue_grey_red():
     expected = [[[255, 0, 0], [64, 64, 191], [128, 128, 128], [191, 64, 64]]]
     assert result.dtype == np.uint8
     np.testing.assert_array_equal(result, expected)
+
+
+def test_big_endian_maps_give_the_same_native_results():
+    attr = np.random.default_rng(6).normal(size=(2, 5, 5, 3))
+    swapped = attr.astype(">f8")
+    for function in (grayscale, diverging):
+        result = function(swapped)
+        assert result.dtype == np.float64 and result.dtype.isnative
+        np.testing.assert_array_equal(result, function(attr))
+    assert select_sign(attr.astype(">f4"), sign="all").dtype == np.dtype("float32")

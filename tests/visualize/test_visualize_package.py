@@ -18,6 +18,7 @@ import visualize
 REPOSITORY = Path(__file__).resolve().parents[2]
 MODULES = [
     "visualize",
+    "visualize.charts",
     "visualize.maps",
     "visualize.colormaps",
     "visualize.overlays",
@@ -28,7 +29,7 @@ FRAMEWORKS = ["torch", "tensorflow", "jax", "keras", "flax"]
 
 def test_all_lists_exactly_the_public_names():
     public = {name for name in dir(visualize) if not name.startswith("_")}
-    modules = {"maps", "colormaps", "overlays", "render"}
+    modules = {"maps", "colormaps", "overlays", "render", "charts"}
     assert set(visualize.__all__) == public - modules
     for name in visualize.__all__:
         assert getattr(visualize, name) is not None

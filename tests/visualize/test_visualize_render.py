@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -130,6 +133,41 @@ def test_a_failed_save_leaves_nothing_half_written(tmp_path, monkeypatch):
         save(np.ones((2, 2), dtype=np.uint8), tmp_path / "new.png")
     assert target.read_bytes() == before  # the old file is untouched
     assert sorted(path.name for path in tmp_path.iterdir()) == ["map.png"]  # no leftovers
+
+
+def test_save_through_a_symlink_writes_the_file_it_points_to(tmp_path):
+    real = tmp_path / "figures" / "map.png"
+    save(np.zeros((2, 2), dtype=np.uint8), real)
+    real.chmod(0o640)
+    link = tmp_path / "latest.png"
+    link.symlink_to(Path("figures") / "map.png")  # relative, as links usually are
+    assert save(np.full((2, 2), 7, dtype=np.uint8), link) == link
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    with Image.open(real) as loaded:
+        np.testing.assert_array_equal(np.asarray(loaded), 7)
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640  # the replaced file keeps its mode
+    assert sorted(p.name for p in real.parent.iterdir()) == ["map.png"]  # nothing left over
+
+
+def test_save_through_a_dangling_symlink_or_a_linked_folder(tmp_path):
+    link = tmp_path / "new.png"
+    link.symlink_to(tmp_path / "out" / "made.png")  # neither the folder nor the file exists
+    save(np.eye(3), link)
+    assert link.is_symlink() and (tmp_path / "out" / "made.png").is_file()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    save(np.eye(3), tmp_path / "alias" / "eye.png")
+    assert (tmp_path / "real" / "eye.png").is_file()
+
+
+def test_save_refuses_a_folder_and_a_loop_of_links(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ValueError, match=r"expected a path to a file, got the folder"):
+        save(np.eye(3), tmp_path / "folder.png")
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"expected a path that leads to a file"):
+        save(np.eye(3), tmp_path / "a.png")
 
 
 def test_save_refuses_other_formats_and_wrong_types(tmp_path):
