@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.saliency-toolkit-installed
-# CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu.
-EXTRAS := torch,tensorflow-cpu,jax,dev
+# CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu;
+# "reference" brings Quantus, which the metric tests compare against.
+EXTRAS := torch,tensorflow-cpu,jax,dev,reference
 
-.PHONY: demo test lint bench bench-quick bench-core bench-adapters clean
+.PHONY: demo test test-hypothesis lint bench bench-quick bench-core bench-adapters clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The property tests (hypothesis) with many more random examples than `make test` runs:
+# profile "search" in tests/conftest.py. A failure prints how to replay it.
+test-hypothesis: $(STAMP)
+	HYPOTHESIS_PROFILE=search $(PY) -m pytest -m hypothesis -p no:cacheprovider \
+		tests/core tests/visualize tests/metrics
 
 lint: $(STAMP)
 	$(PY) -m ruff check saliency_core adapters visualize tests
