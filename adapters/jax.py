@@ -1,60 +1,46 @@
-"""JAX adapter: gradient, layer and prediction callbacks from a pure ``apply_fn``.
+"""JAX backend: the callbacks of a pure function ``apply_fn(params, x)``.
 
-A JAX model is a function, ``apply_fn(params, x)`` (or ``apply_fn(x)`` when there are no
-separate parameters), so every JAX library plugs in the same way:
+The contract every backend shares is in :mod:`adapters` and :mod:`adapters._backend`;
+this module holds what JAX does its own way.
 
-- Flax linen: ``gradient_fn(model.apply, params={"params": params})``;
-- Flax nnx: ``graphdef, state = nnx.split(model)`` and
-  ``gradient_fn(lambda state, x: nnx.merge(graphdef, state)(x), params=state)``;
-- Equinox: ``params, static = eqx.partition(model, eqx.is_array)`` and
-  ``gradient_fn(lambda p, x: jax.vmap(eqx.combine(p, static))(x), params=params)``;
-- Haiku: ``gradient_fn(lambda p, x: net.apply(p, None, x), params=params)``.
+- A model is ``apply_fn`` with ``params=`` (``apply_fn(x)`` when params is None) or the
+  pair ``(apply_fn, params)``: Flax linen ``(model.apply, variables)``; Flax nnx
+  ``(lambda s, x: nnx.merge(graphdef, s)(x), state)``; Equinox ``(lambda p, x:
+  jax.vmap(eqx.combine(p, static))(x), p)``; Haiku ``(lambda p, x: net.apply(p, None, x),
+  params)``.
+- One module-level :func:`jax.jit` program per (``apply_fn``, objective, dtype, rule) and
+  input shape, params an *argument*, never a constant: callbacks of the same ``apply_fn``
+  object (not a new ``lambda`` each time) share compiled programs, which JAX's cache keeps
+  until ``jax.clear_caches()``. ``trace_count`` counts the traces a callback's calls caused.
+- Without an objective, chunks are padded (repeating the last row) to the largest row
+  count run so far for their input shape, so a smaller last chunk compiles nothing new.
+  An objective sees exactly the batch's rows: with one, each chunk size is traced once.
+- Targets are checked in numpy before the call (the number of outputs comes from the
+  cached trace); objectives get them as int32, int64 with ``jax_enable_x64`` (JAX has no
+  int64 otherwise).
+- ReLU rules rewrite the *program*: an interpreter of ``apply_fn``'s jaxpr replaces each
+  :func:`jax.nn.relu` call (Flax ``nn.relu`` and ``nnx.relu`` are that function; Equinox
+  and Haiku use it), also inside ``jit``, ``vmap``, ``lax.scan``, ``lax.cond`` and
+  ``checkpoint``, by a ``jax.custom_vjp`` ReLU with the same forward value and the rule's
+  backward pass. Other forms (``jnp.maximum(x, 0)``) are not recognised: a rule that meets
+  none is refused.
+- A Grad-CAM layer is the model split in two, ``(features_fn, head_fn)``: JAX models have
+  no named layers.
+- Devices are ``jax.devices(kind)`` (``"cuda"`` is ``"gpu"``) or a :class:`jax.Device`;
+  params and inputs are put there with :func:`jax.device_put`.
+- Weight copies make new params. A layer is a container of floating array leaves, named
+  by its "/"-joined key path (``"params/Dense_0"``; ``""`` for a flat dict), dicts in
+  insertion order (``jax.tree`` sorts their keys); a Flax nnx Variable counts as its array.
 
-How the callbacks stay fast:
-
-- One module-level :func:`jax.jit` program per (``apply_fn``, ``objective``, dtype) and
-  input shape. ``params`` are *arguments* of that program, never closure constants, so a
-  large model is not embedded in the compiled code, and a new callback built from the same
-  ``apply_fn`` with new ``params`` of the same shapes reuses the compiled program. Pass the
-  same ``apply_fn`` (and ``objective``) object, not a fresh ``lambda`` each time, to
-  benefit from this. Like any static argument of ``jax.jit``, those functions (and what they
-  close over) stay referenced by JAX's compilation cache until ``jax.clear_caches()``.
-- Row padding: a callback pads each chunk up to the largest row count it has already run
-  successfully for that input shape (repeating the last row) and slices the result, so the
-  last, smaller chunk of :func:`saliency_core.smoothgrad` reuses the program compiled for
-  the full chunks. The price is computing at most one chunk's worth of padding rows per
-  call of the core. A callback that has run large chunks keeps padding smaller ones up to
-  that size; build a new callback if you lower ``batch_size`` for good.
-- The target score is gathered inside the compiled program; targets are checked in numpy
-  before the call (the output width comes from the cached trace, so the check costs no
-  extra trace).
-
-Guided backpropagation and deconvnet (``gradient_fn(..., relu_rule=...)``) rewrite the
-*program*, never the model: ``apply_fn`` is traced to a jaxpr, and that jaxpr is evaluated
-by a small interpreter that replaces each :func:`jax.nn.relu` call (a ``custom_jvp`` whose
-primal is ``max(x, 0)``; Flax linen's ``nn.relu`` and nnx's ``nnx.relu`` are the same
-function, and Equinox and Haiku use it too) by a ``jax.custom_vjp`` ReLU with the same
-forward value and the rule's backward pass. It reaches ReLUs inside ``jax.jit``,
-``jax.vmap``, ``lax.scan``, ``lax.cond`` and ``jax.checkpoint``; only those of ``apply_fn``
-are changed, not the objective's. The interpreter runs once, when the program is traced, so
-a rule costs nothing per call; ``jax.nn.relu``, ``apply_fn`` and ``params`` are never
-patched, so there is nothing to restore, whatever goes wrong. A model with no
-:func:`jax.nn.relu` the interpreter can reach (say ``jnp.maximum(x, 0)``) is refused with a
-ValueError rather than silently given the plain gradient.
-
-Grad-CAM needs one layer's activations and the gradients of the score with respect to
-them. A JAX model has no named layers to hook, so :func:`layer_fn` takes the model split in
-two at that layer: ``features_fn`` (input to activations) and ``head_fn`` (activations to
-output). It is compiled and padded like :func:`gradient_fn`.
-
-Nothing here changes ``jax.config`` or any other global state.
+Nothing here patches JAX or changes ``jax.config``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,23 +55,63 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
         '`pip install "saliency-toolkit[jax]"` (or `pip install jax`)'
     ) from error
 
-from saliency_core.types import GradientFn, LayerFn, PredictFn
+from . import _backend
+from ._backend import RELU_RULES, Callback
 
-from ._relu_rules import RELU_RULES, check_relu_rule, no_relu_message
-from ._targets import as_target_rows, check_target_range, target_needed
+__all__ = ["CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights",
+           "gradient_fn", "layer_fn", "owns", "predict_fn", "weight_layers"]
 
-__all__ = ["RELU_RULES", "gradient_fn", "layer_fn", "predict_fn"]
+NAME = "jax"
+
+#: JAX image models take NHWC batches.
+CHANNEL_AXIS = -1
 
 #: ``objective(output, target) -> scores``: JAX arrays in, one score per row ``(k,)`` out.
 Objective = Callable[[Any, Any], Any]
 
+_DEVICE_KINDS = ("cpu", "gpu", "tpu")
+
+# The Python body of a jitted program runs only while JAX traces it; each run adds one
+# here. Tracing happens in the calling thread, so a thread's count is its own traces.
+_TRACES = threading.local()
+
+
+def _count_trace() -> None:
+    _TRACES.count = getattr(_TRACES, "count", 0) + 1
+
+
+def _traces() -> int:
+    return getattr(_TRACES, "count", 0)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def owns(model: object) -> bool:
+    """True for an ``(apply_fn, params)`` pair, the one JAX model object there is."""
+    return isinstance(model, tuple) and len(model) == 2 and callable(model[0])
+
+
+def _apply_and_params(model: object, params: Any) -> tuple[Callable[..., Any], Any]:
+    if owns(model):
+        if params is not None:
+            raise TypeError(
+                "expected params=None when model is an (apply_fn, params) pair, got params= "
+                "as well"
+            )
+        return model  # type: ignore[return-value]
+    if not callable(model):
+        got = f"a tuple of length {len(model)}" if isinstance(model, tuple) else (
+            type(model).__name__)
+        raise TypeError(
+            f"expected model to be apply_fn (a callable) or an (apply_fn, params) pair, got {got}"
+        )
+    return model, params
+
 
 class _ByIdentity:
-    """Hashable stand-in for an unhashable callable, compared by identity.
-
-    ``jax.jit`` needs hashable static arguments; an Equinox module used directly as
-    ``apply_fn`` is not hashable. Holding a strong reference keeps ``id`` unique.
-    """
+    """Hashable stand-in, compared by identity, for an unhashable callable (an Equinox
+    module) used as a static argument of ``jax.jit``."""
 
     __slots__ = ("value",)
 
@@ -103,88 +129,71 @@ class _ByIdentity:
 
 
 def _static(function: Callable[..., Any] | None) -> Any:
-    """Make a callable usable as a static argument of ``jax.jit``."""
-    if function is None:
-        return None
     try:
         hash(function)
     except TypeError:
-        return _ByIdentity(function)
+        return _ByIdentity(function)  # type: ignore[arg-type]
     return function
 
 
-def _check_callable(value: object, name: str, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if not callable(value):
-        raise TypeError(f"expected {name} to be callable, got {type(value).__name__}")
+def _devices(kind: str) -> list[Any]:
+    try:
+        return list(jax.devices(kind))
+    except RuntimeError:  # JAX has no such backend here
+        return []
 
 
-def _compute_dtype(params: Any, dtype: Any) -> np.dtype | None:
-    """The dtype the input is cast to for the forward pass (None: leave it float32).
-
-    An explicit ``dtype`` wins; otherwise the widest floating dtype among the ``params``
-    leaves (so bfloat16/float16 models run in their own precision).
-    """
-    if dtype is not None:
-        resolved = np.dtype(dtype)
-        if not jnp.issubdtype(resolved, jnp.floating):
-            raise TypeError(f"expected a floating dtype, got {resolved}")
-        return np.dtype(jax.dtypes.canonicalize_dtype(resolved))
-    floating = [
-        leaf.dtype
-        for leaf in jax.tree.leaves(params)
-        if jnp.issubdtype(getattr(leaf, "dtype", np.dtype(object)), jnp.floating)
-    ]
-    if not floating:
-        return None
-    return np.dtype(jnp.result_type(*floating))
+def _device(device: object) -> Any:
+    """None (JAX's default placement), or the :class:`jax.Device` that ``device`` names."""
+    if device is None or isinstance(device, jax.Device):
+        return device
+    kind, index = _backend.parse_device(device)
+    found = _devices(kind) if kind in _DEVICE_KINDS else []
+    if (index or 0) >= len(found):
+        available = [f"{k}:{i}" for k in _DEVICE_KINDS for i in range(len(_devices(k)))]
+        raise _backend.device_unavailable(device, available)
+    return found[index or 0]
 
 
-def _carrier_dtype(compute_dtype: np.dtype | None) -> np.dtype:
-    """The dtype of the arrays exchanged with numpy: float64 for float64 models, else float32."""
-    if compute_dtype is not None and compute_dtype == np.float64:
-        return np.dtype(np.float64)
-    return np.dtype(np.float32)
+def _is_floating(leaf: Any) -> bool:
+    dtype = getattr(leaf, "dtype", None)
+    return hasattr(leaf, "shape") and dtype is not None and jnp.issubdtype(dtype, jnp.floating)
 
 
-def _place(params: Any) -> Any:
-    """Put the parameters on the default device once, not on every call."""
+def _compute_dtype(params: Any, dtype: object) -> np.dtype | None:
+    """The dtype the input is cast to: ``dtype``, else the widest of the params' floating
+    leaves (so float16 and bfloat16 models run in their own precision), else None."""
+    if dtype is None:
+        floating = [leaf.dtype for leaf in jax.tree.leaves(params) if _is_floating(leaf)]
+        return np.dtype(jnp.result_type(*floating)) if floating else None
+    try:
+        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"expected dtype to be a floating dtype or its name, got {dtype!r}"
+        ) from None
+    if not jnp.issubdtype(resolved, jnp.floating):
+        raise TypeError(f"expected dtype to be a floating dtype, got {resolved}")
+    return np.dtype(jax.dtypes.canonicalize_dtype(resolved))
+
+
+def _place(params: Any, device: Any) -> Any:
+    """The params on the device, once (not on every call)."""
     if params is None:
         return None
     try:
-        return jax.device_put(params)
+        return jax.device_put(params, device)
     except (TypeError, ValueError) as error:
         raise TypeError(
             f"expected params to be a pytree of arrays, got {type(params).__name__} ({error})"
-        ) from error
+        ) from None
 
 
-def _as_batch(x: Any, carrier: np.dtype) -> np.ndarray:
-    """``x`` as a numpy batch ``(k, ...)`` in the carrier dtype (no copy when already so)."""
-    x = np.asarray(x)
-    if x.ndim < 1:
-        raise ValueError(f"expected a batch x of shape (k, *input_shape), got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"expected a floating-point x, got dtype {x.dtype}")
-    return x.astype(carrier, copy=False)
+def _name(function: object) -> str:
+    return getattr(function, "__qualname__", None) or type(function).__name__
 
 
-def _as_target(target: Any, rows: int) -> np.ndarray | None:
-    """``target`` as an int32 array ``(rows,)``; a scalar applies to every row."""
-    target = as_target_rows(target, rows)
-    if target is None:
-        return None
-    int32 = np.iinfo(np.int32)
-    if rows and (target.min() < int32.min or target.max() > int32.max):
-        raise ValueError(
-            f"expected target values that fit in int32, got {target.min()} to {target.max()}"
-        )
-    return target.astype(np.int32, copy=False)
-
-
-def _check_range(target: np.ndarray, n_outputs: int) -> None:
-    check_target_range(target, n_outputs)
+# --------------------------------------------------------------------------- calling
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
@@ -196,155 +205,242 @@ def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([array, filler])
 
 
-def _forward(apply_fn, has_params, compute_dtype, params, x):
+def _index_dtype() -> np.dtype:
+    """JAX's integer dtype for targets: int32, or int64 when ``jax_enable_x64`` is set."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
+class _Program:
+    """A callback's params on its device, and its jitted ``program(params, x, target,
+    **static)`` called on numpy chunks. The program returns arrays with a row per input
+    row, then a probe: the model output's zero-row slice when targets are gathered (its
+    width, read from the cached trace, is the number of outputs), else None."""
+
+    def __init__(self, program: Any, params: Any, *, device: Any, dtype: Any,
+                 objective: Any, **static: Any) -> None:
+        if objective is not None:
+            _backend.check_callable(objective, "objective")
+        self.program, self.objective = program, objective is not None
+        self.device = _device(device)
+        self.params = _place(params, self.device)
+        compute_dtype = _compute_dtype(self.params, dtype)
+        self.carrier = _backend.carrier_dtype(str(compute_dtype))
+        self.static = {key: _static(value) for key, value in static.items()}
+        self.static.update(objective=_static(objective), has_params=params is not None,
+                           compute_dtype=compute_dtype)
+        self.options = {"objective": None if objective is None else _name(objective),
+                        "device": self.device, "dtype": compute_dtype}
+        self.largest: dict[tuple[int, ...], int] = {}
+        self.n_outputs: dict[tuple[int, ...], int] = {}
+
+    def __call__(self, x: object, target: object, *, targets: bool = True) -> list[np.ndarray]:
+        x = _backend.as_batch(x)
+        x = x if x.dtype == self.carrier else x.astype(self.carrier)
+        rows, shape = x.shape[0], x.shape[1:]
+        target = _backend.as_targets(target, rows) if targets else None
+        size = rows if self.objective else max(rows, self.largest.get(shape, 0))
+        index = None if target is None else _pad_rows(target.astype(_index_dtype()), size)
+        args = (_pad_rows(x, size), index)
+        if self.device is not None:
+            args = jax.device_put(args, self.device)
+        if target is not None and self.objective:
+            info = np.iinfo(_index_dtype())
+            if target.min() < info.min or target.max() > info.max:
+                raise ValueError(
+                    f"expected targets that fit in {info.dtype} (JAX has no int64 unless "
+                    f"jax_enable_x64 is set), got {int(target.min())} to {int(target.max())}"
+                )
+        elif target is not None:
+            if shape not in self.n_outputs:  # the trace the call below reuses
+                traced = self.program.trace(self.params, *args, **self.static)
+                self.n_outputs[shape] = traced.out_info[-1].shape[-1]
+            _backend.check_target_range(target, self.n_outputs[shape])
+        results = self.program(self.params, *args, **self.static)
+        if not self.objective:
+            self.largest[shape] = size
+        return [np.array(np.asarray(result)[:rows]) for result in results[:-1]]
+
+    def callback(self, run: Callable[..., Any], what: str, model: object,
+                 **options: object) -> Callback:
+        """``run`` as a :class:`Callback` that counts the traces its calls cause."""
+        shown = "".join(f", {key}={value}" for key, value in {**options, **self.options}.items()
+                        if value is not None)
+        callback: Callback
+
+        def counted(*args: Any) -> Any:
+            before = _traces()
+            try:
+                return run(*args)
+            finally:
+                callback.trace_count += _traces() - before
+
+        callback = Callback(counted, f"adapters.jax.{what}({_name(model)}{shown})")
+        return callback
+
+
+def _forward(function: Any, has_params: bool, compute_dtype: Any, params: Any, x: Any) -> Any:
     if compute_dtype is not None:
         x = x.astype(compute_dtype)
-    return apply_fn(params, x) if has_params else apply_fn(x)
+    return function(params, x) if has_params else function(x)
 
 
-def _one_score_per_row(scores, rows: int, what: str):
-    if tuple(scores.shape) not in ((rows,), (rows, 1)):
-        raise ValueError(
-            f"expected {what} to give one score per row, shape ({rows},) for a batch of "
-            f"{rows} rows, got shape {tuple(scores.shape)}"
-        )
-    return scores.reshape(rows)
-
-
-def _scores(output, target, objective, rows: int):
-    """One score per row, traced: objective, scalar output, or the target's column."""
+def _total_score(output: Any, target: Any, objective: Any, rows: int) -> Any:
+    """The sum of the row scores (traced): the objective's, or the model's own."""
     if objective is not None:
-        return _one_score_per_row(objective(output, target), rows, "objective(output, target)")
+        scores = objective(output, target)
+        shape, dtype = getattr(scores, "shape", None), getattr(scores, "dtype", None)
+        floating = dtype is not None and jnp.issubdtype(dtype, jnp.floating)
+        _backend.check_scores_shape(shape, rows, floating=floating, dtype=dtype)
+    else:
+        plan = _backend.plan_scores(getattr(output, "shape", None), rows,
+                                    has_target=target is not None)
+        scores = output
+        if plan.column:
+            scores = jnp.take_along_axis(output, target[:, None], axis=1)[:, 0]
+    scores = scores.reshape(rows)
+    return jnp.sum(scores.astype(jnp.promote_types(scores.dtype, jnp.float32)))
+
+
+def _probe(output: Any, target: Any, objective: Any) -> Any:
+    return output[:0] if objective is None and target is not None else None
+
+
+@functools.partial(
+    jax.jit, static_argnames=("apply_fn", "objective", "has_params", "compute_dtype", "relu_rule")
+)
+def _gradients(params, x, target, *, apply_fn, objective, has_params, compute_dtype, relu_rule):
+    """Gradients of the sum of the row scores (per row while rows do not interact)."""
+    _count_trace()
+    if relu_rule is not None:
+        apply_fn = _with_relu_rule(apply_fn, relu_rule)
+
+    def total(x):
+        output = _forward(apply_fn, has_params, compute_dtype, params, x)
+        return _total_score(output, target, objective, x.shape[0]), output
+
+    gradients, output = jax.grad(total, has_aux=True)(x)
+    return gradients, _probe(output, target, objective)
+
+
+def _check_activations(activations: Any, rows: int) -> None:
+    shape = getattr(activations, "shape", None)
+    if shape is None or not jnp.issubdtype(activations.dtype, jnp.floating):
+        raise TypeError(f"expected features_fn to return a floating array, got "
+                        f"{getattr(activations, 'dtype', type(activations).__name__)}")
+    if len(shape) < 3 or shape[0] != rows:
+        raise ValueError(
+            f"expected features_fn to return activations with spatial axes, ({rows}, *spatial, "
+            f"C) or ({rows}, C, *spatial), got shape {tuple(shape)}: Grad-CAM needs a layer "
+            "with spatial axes (a convolutional layer), not a dense one"
+        )
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("features_fn", "head_fn", "objective", "has_params", "compute_dtype"),
+)
+def _layer_gradients(params, x, target, *, features_fn, head_fn, objective, has_params,
+                     compute_dtype):
+    """The layer's activations and the gradients of the row scores with respect to them."""
+    _count_trace()
+    activations = _forward(features_fn, has_params, compute_dtype, params, x)
+    _check_activations(activations, x.shape[0])
+
+    def total(activations):
+        output = head_fn(params, activations) if has_params else head_fn(activations)
+        return _total_score(output, target, objective, x.shape[0]), output
+
+    gradients, output = jax.grad(total, has_aux=True)(activations)
+    carrier = jnp.promote_types(activations.dtype, jnp.float32)
+    return activations.astype(carrier), gradients.astype(carrier), _probe(output, target,
+                                                                           objective)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("apply_fn", "objective", "has_params", "compute_dtype")
+)
+def _outputs(params, x, target, *, apply_fn, objective, has_params, compute_dtype):
+    """Model outputs, floating ones at least float32."""
+    del target, objective
+    _count_trace()
+    output = _forward(apply_fn, has_params, compute_dtype, params, x)
     if not hasattr(output, "shape"):
         raise TypeError(
-            f"expected apply_fn to return an array, got {type(output).__name__}; pass an "
-            "objective to pick one score per row from other outputs"
+            f"expected the model to return one array (a tensor), got {type(output).__name__}"
         )
-    if target is None:
-        if output.ndim == 2 and output.shape[1] > 1:
-            raise target_needed(output.shape[1])
-        if tuple(output.shape) not in ((rows,), (rows, 1)):
-            raise ValueError(
-                f"expected target=None only for a model giving one score per row, got "
-                f"outputs of shape {tuple(output.shape[1:])} per row; pass target= (an int "
-                "array of output indices, one per row) or an objective"
-            )
-        return output.reshape(rows)
-    if output.ndim != 2 or output.shape[0] != rows:
+    if output.ndim < 1 or output.shape[0] != x.shape[0]:
         raise ValueError(
-            f"expected a model output of shape ({rows}, n_outputs) for integer targets, got "
-            f"shape {tuple(output.shape)}; use target=None for one score per row, or an "
-            "objective for other outputs"
+            f"expected the model to return one row per input row, {x.shape[0]} rows for this "
+            f"batch, got shape {tuple(output.shape)}"
         )
-    return jnp.take_along_axis(output, target[:, None], axis=1)[:, 0]
+    if jnp.issubdtype(output.dtype, jnp.floating):
+        output = output.astype(jnp.promote_types(output.dtype, jnp.float32))
+    return output, None
 
 
-# --- ReLU rules: guided backpropagation and deconvnet ----------------------------------
+# --------------------------------------------------------------------------- ReLU rules
 
-#: The ``relu_rule`` choices besides ``None`` (the plain gradient).
-
-#: Call-like primitives whose body is evaluated in place (inlined): ``jax.jit`` (named
-#: ``pjit`` before JAX 0.7) and ``closed_call``. The whole program is compiled as one
-#: anyway, so inlining loses nothing.
+#: Call-like primitives whose body is evaluated in place (``jax.jit``, named ``pjit``
+#: before JAX 0.7, and ``closed_call``): the program is compiled as one anyway.
 _INLINED_CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr",
                   "core_call": "call_jaxpr"}
 
-#: Primitives with their own derivative rule: bound as they are, ReLUs inside included
-#: (their backward pass is the one their author wrote).
+#: Primitives with their own derivative rule: bound as they are, ReLUs inside included.
 _OWN_DERIVATIVE = frozenset({"custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
 
 
-def _check_relu_rule(relu_rule: object) -> None:
-    check_relu_rule(relu_rule)
+def _rule_relu(backward: Callable[[Any, Any], tuple[Any]]) -> Callable[[Any], Any]:
+    """A ReLU with :func:`jax.nn.relu`'s forward value and ``backward(x, gradient)``."""
+    relu = jax.custom_vjp(lambda x: jnp.maximum(x, 0))
+    relu.defvjp(lambda x: (jnp.maximum(x, 0), x), backward)
+    return relu
 
 
-def _relu_value(x):
-    return jnp.maximum(x, 0)  # exactly jax.nn.relu's primal
+_RULE_RELUS = {
+    # Springenberg et al. 2014: only positive gradients pass, and only where x > 0
+    "guided": _rule_relu(lambda x, g: (jnp.where((x > 0) & (g > 0), g, jnp.zeros_like(g)),)),
+    # Zeiler and Fergus 2014: the ReLU of the gradient, whatever the input was
+    "deconvnet": _rule_relu(lambda x, g: (jnp.maximum(g, jnp.zeros_like(g)),)),
+}
 
 
-@jax.custom_vjp
-def _guided_relu(x):
-    return _relu_value(x)
-
-
-def _guided_forward(x):
-    return _relu_value(x), x
-
-
-def _guided_backward(x, cotangent):
-    """Springenberg et al. 2014: pass only positive gradients, and only where ``x > 0``."""
-    keep = (x > 0) & (cotangent > 0)
-    return (jnp.where(keep, cotangent, jnp.zeros_like(cotangent)),)
-
-
-_guided_relu.defvjp(_guided_forward, _guided_backward)
-
-
-@jax.custom_vjp
-def _deconvnet_relu(x):
-    return _relu_value(x)
-
-
-def _deconvnet_forward(x):
-    return _relu_value(x), None
-
-
-def _deconvnet_backward(_, cotangent):
-    """Zeiler & Fergus 2014: the ReLU applied to the gradient, whatever the input was."""
-    return (jnp.maximum(cotangent, jnp.zeros_like(cotangent)),)
-
-
-_deconvnet_relu.defvjp(_deconvnet_forward, _deconvnet_backward)
-
-_RULE_RELUS = {"guided": _guided_relu, "deconvnet": _deconvnet_relu}
-
-
-def _is_zero_literal(atom: Any) -> bool:
-    if not isinstance(atom, jax_core.Literal):
-        return False
-    value = np.asarray(atom.val)
-    return value.size == 1 and bool(value.reshape(()) == 0)
+def _is_zero(atom: Any) -> bool:
+    value = np.asarray(atom.val) if isinstance(atom, jax_core.Literal) else None
+    return value is not None and value.size == 1 and bool(value.reshape(()) == 0)
 
 
 def _computes_relu(jaxpr: Any) -> bool:
     """True when ``jaxpr`` is ``max(x, 0)`` of its one input, possibly inside jit calls."""
     if len(jaxpr.invars) != 1 or len(jaxpr.outvars) != 1 or len(jaxpr.eqns) != 1:
         return False
-    eqn = jaxpr.eqns[0]
-    (x,) = jaxpr.invars
+    eqn, (x,) = jaxpr.eqns[0], jaxpr.invars
     if len(eqn.outvars) != 1 or eqn.outvars[0] is not jaxpr.outvars[0]:
         return False
-    name = eqn.primitive.name
-    if name in _INLINED_CALLS:
-        inner = eqn.params[_INLINED_CALLS[name]]
+    if eqn.primitive.name in _INLINED_CALLS:
+        inner = eqn.params[_INLINED_CALLS[eqn.primitive.name]]
         return list(eqn.invars) == [x] and _computes_relu(getattr(inner, "jaxpr", inner))
-    if name != "max" or len(eqn.invars) != 2:
+    if eqn.primitive.name != "max" or len(eqn.invars) != 2:
         return False
     a, b = eqn.invars
-    return (a is x and _is_zero_literal(b)) or (b is x and _is_zero_literal(a))
+    return (a is x and _is_zero(b)) or (b is x and _is_zero(a))
 
 
 def _is_relu_call(eqn: Any) -> bool:
-    """True for a call of :func:`jax.nn.relu` on a floating array (a ``custom_jvp_call``)."""
+    """True for a call of :func:`jax.nn.relu` (a ``custom_jvp_call``) on a floating array."""
     if eqn.primitive.name != "custom_jvp_call" or eqn.params.get("num_consts", 0):
         return False
     if len(eqn.invars) != 1 or len(eqn.outvars) != 1:
         return False
-    if not jnp.issubdtype(eqn.invars[0].aval.dtype, jnp.floating):
-        return False
-    return _computes_relu(eqn.params["call_jaxpr"].jaxpr)
+    floating = jnp.issubdtype(eqn.invars[0].aval.dtype, jnp.floating)
+    return floating and _computes_relu(eqn.params["call_jaxpr"].jaxpr)
 
 
 def _has_relu(jaxpr: Any) -> bool:
-    """True when ``jaxpr`` calls :func:`jax.nn.relu` where a rule can reach it."""
-    for eqn in jaxpr.eqns:
-        if _is_relu_call(eqn):
-            return True
-        if eqn.primitive.name not in _OWN_DERIVATIVE and any(
-            _has_relu(inner) for inner in jax_core.jaxprs_in_params(eqn.params)
-        ):
-            return True
-    return False
+    return any(
+        _is_relu_call(eqn) or (eqn.primitive.name not in _OWN_DERIVATIVE and any(
+            _has_relu(inner) for inner in jax_core.jaxprs_in_params(eqn.params)))
+        for eqn in jaxpr.eqns
+    )
 
 
 def _bind(eqn: Any, invals: Sequence[Any], params: dict[str, Any]) -> list[Any]:
@@ -360,12 +456,9 @@ def _bind(eqn: Any, invals: Sequence[Any], params: dict[str, Any]) -> list[Any]:
 
 
 class _ReluRewriter:
-    """Evaluates a jaxpr with every :func:`jax.nn.relu` replaced by a rule's ReLU.
-
-    Runs while the caller is traced (by :func:`jax.jit`), so it only emits the same
-    operations again, with the ReLUs swapped; other primitives are bound unchanged.
-    ``count`` is the number of ReLUs replaced.
-    """
+    """Evaluates a jaxpr (while the caller is traced) with every :func:`jax.nn.relu`
+    replaced by a rule's ReLU; other primitives are bound unchanged. ``count`` is the
+    number of ReLUs replaced."""
 
     def __init__(self, relu_rule: str) -> None:
         self.relu = _RULE_RELUS[relu_rule]
@@ -395,8 +488,7 @@ class _ReluRewriter:
         params = eqn.params
         if name not in _OWN_DERIVATIVE and any(
             _has_relu(inner) for inner in jax_core.jaxprs_in_params(params)
-        ):
-            # scan, cond, checkpoint, ...: the same primitive over rewritten bodies.
+        ):  # scan, cond, checkpoint, ...: the same primitive over rewritten bodies
             params = {key: self.rewrite_param(name, value) for key, value in params.items()}
         return _bind(eqn, invals, params)
 
@@ -426,28 +518,22 @@ class _ReluRewriter:
                     f"relu_rule: expected array inputs in the body of `{primitive}`, got "
                     f"{aval}; this use of `{primitive}` is not supported with a relu_rule"
                 )
-            specs.append(
-                jax.ShapeDtypeStruct(aval.shape, aval.dtype,
-                                     weak_type=getattr(aval, "weak_type", False))
-            )
+            specs.append(jax.ShapeDtypeStruct(aval.shape, aval.dtype,
+                                              weak_type=getattr(aval, "weak_type", False)))
         return jax.make_jaxpr(lambda *args: self.evaluate(jaxpr, consts, args))(*specs)
 
 
 def _with_relu_rule(function: Callable[..., Any], relu_rule: str) -> Callable[..., Any]:
-    """``function`` with the backward pass of its :func:`jax.nn.relu` calls replaced.
-
-    The forward value is unchanged (``max(x, 0)``, as :func:`jax.nn.relu` computes it);
-    only the gradient through each ReLU follows ``relu_rule``. Raises ValueError, when
-    traced, if ``function`` calls no :func:`jax.nn.relu` a rule can reach.
-    """
+    """``function`` with the backward pass of its :func:`jax.nn.relu` calls replaced; a
+    ValueError, when traced, if it calls none a rule can reach."""
 
     def rewritten(*args: Any) -> Any:
         closed, out_shape = jax.make_jaxpr(function, return_shape=True)(*args)
         rewriter = _ReluRewriter(relu_rule)
         outputs = rewriter.evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args))
         if rewriter.count == 0:
-            raise ValueError(no_relu_message(
-                str(relu_rule),
+            raise ValueError(_backend.no_relu_message(
+                relu_rule,
                 "jax.nn.relu (Flax nn.relu and nnx.relu are the same function), not other "
                 "forms such as jnp.maximum(x, 0); ReLUs inside a custom_jvp/custom_vjp "
                 "function keep that function's own gradient",
@@ -457,210 +543,41 @@ def _with_relu_rule(function: Callable[..., Any], relu_rule: str) -> Callable[..
     return rewritten
 
 
-def _shape_only(output, target, objective):
-    """Zero rows of the output: its trailing shape (the number of outputs, for the target
-    check) is visible from the trace, and nothing is computed or copied for it."""
-    return output[:0] if objective is None and target is not None else None
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("apply_fn", "objective", "has_params", "compute_dtype", "relu_rule"),
-)
-def _gradients(
-    params, x, target, *, apply_fn, objective, has_params, compute_dtype, relu_rule=None
-):
-    """Per-row gradients of the selected scores, and an empty slice of the output.
-
-    The gradient of the *sum* of the row scores is taken: with rows that do not interact,
-    row i of that gradient is d score_i / d x_i. With a ``relu_rule`` the ReLUs of
-    ``apply_fn`` (not of ``objective``) pass gradients back by that rule.
-    """
-    rows = x.shape[0]
-    if relu_rule is not None:
-        apply_fn = _with_relu_rule(apply_fn, relu_rule)
-
-    def total_score(x):
-        output = _forward(apply_fn, has_params, compute_dtype, params, x)
-        scores = _scores(output, target, objective, rows)
-        scores = scores.astype(jnp.promote_types(scores.dtype, jnp.float32))
-        return jnp.sum(scores), output
-
-    gradients, output = jax.grad(total_score, has_aux=True)(x)
-    return gradients, _shape_only(output, target, objective)
-
-
-def _check_activations(activations, rows: int):
-    """The layer's activations: a floating array ``(rows, *spatial, C)`` (checked traced)."""
-    if not hasattr(activations, "shape"):
-        raise TypeError(
-            f"expected features_fn to return an array, got {type(activations).__name__}"
-        )
-    shape = tuple(activations.shape)
-    if len(shape) < 3:
-        raise ValueError(
-            "expected features_fn to return activations with spatial axes, (k, *spatial, C) "
-            f"or (k, C, *spatial), got shape {shape}: Grad-CAM needs a layer with spatial "
-            "axes (a convolutional layer), not a dense one"
-        )
-    if shape[0] != rows:
-        raise ValueError(
-            f"expected features_fn to return one row per input row, ({rows}, ...), got "
-            f"shape {shape}"
-        )
-    if not jnp.issubdtype(activations.dtype, jnp.floating):
-        raise TypeError(f"expected floating activations, got dtype {activations.dtype}")
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("features_fn", "head_fn", "objective", "has_params", "compute_dtype"),
-)
-def _layer_gradients(
-    params, x, target, *, features_fn, head_fn, objective, has_params, compute_dtype
-):
-    """One layer's activations, the gradients of the row scores with respect to them, and
-    an empty slice of the output; activations and gradients at least float32."""
-    rows = x.shape[0]
-    activations = _forward(features_fn, has_params, compute_dtype, params, x)
-    _check_activations(activations, rows)
-
-    def total_score(activations):
-        output = head_fn(params, activations) if has_params else head_fn(activations)
-        scores = _scores(output, target, objective, rows)
-        scores = scores.astype(jnp.promote_types(scores.dtype, jnp.float32))
-        return jnp.sum(scores), output
-
-    gradients, output = jax.grad(total_score, has_aux=True)(activations)
-    carrier = jnp.promote_types(activations.dtype, jnp.float32)
-    return (
-        activations.astype(carrier),
-        gradients.astype(carrier),
-        _shape_only(output, target, objective),
-    )
-
-
-@functools.partial(jax.jit, static_argnames=("apply_fn", "has_params", "compute_dtype"))
-def _outputs(params, x, *, apply_fn, has_params, compute_dtype):
-    """Model outputs, floating ones at least float32."""
-    output = _forward(apply_fn, has_params, compute_dtype, params, x)
-    if not hasattr(output, "shape"):
-        raise TypeError(f"expected the model to return an array, got {type(output).__name__}")
-    if output.ndim < 1 or output.shape[0] != x.shape[0]:
-        raise ValueError(
-            "expected the model to return one row per input row, shape "
-            f"({x.shape[0]}, ...), got shape {tuple(output.shape)}"
-        )
-    if jnp.issubdtype(output.dtype, jnp.floating):
-        output = output.astype(jnp.promote_types(output.dtype, jnp.float32))
-    return output
-
-
-def _padded_rows(largest: dict[tuple[int, ...], int], x: np.ndarray) -> int:
-    return max(x.shape[0], largest.get(x.shape[1:], 0))
-
-
-class _PaddedProgram:
-    """Calls one compiled program on chunks padded to the largest size seen per shape.
-
-    The program takes ``(params, x, target, **static)`` and returns arrays with one row
-    per input row, then, last, the zero-row slice of the model output (or None), whose
-    trailing shape gives the number of outputs for the target range check.
-    """
-
-    def __init__(self, program: Any, params: Any, static: dict[str, Any], *,
-                 check_targets: bool) -> None:
-        self.program = program
-        self.params = params
-        self.static = static
-        self.check_targets = check_targets
-        self.largest: dict[tuple[int, ...], int] = {}
-        self.n_outputs: dict[tuple[int, ...], int] = {}
-
-    def __call__(self, x: np.ndarray, target: np.ndarray | None) -> list[np.ndarray]:
-        rows = _padded_rows(self.largest, x)
-        padded_x = _pad_rows(x, rows)
-        padded_target = None if target is None else _pad_rows(target, rows)
-        if target is not None and self.check_targets:
-            if x.shape[1:] not in self.n_outputs:
-                # Tracing here is the same trace the call below reuses (jit caches it).
-                traced = self.program.trace(self.params, padded_x, padded_target,
-                                            **self.static)
-                self.n_outputs[x.shape[1:]] = traced.out_info[-1].shape[-1]
-            _check_range(target, self.n_outputs[x.shape[1:]])
-        results = self.program(self.params, padded_x, padded_target, **self.static)
-        self.largest[x.shape[1:]] = rows
-        return [np.array(np.asarray(result)[: x.shape[0]]) for result in results[:-1]]
+# --------------------------------------------------------------------------- callbacks
 
 
 def gradient_fn(
-    apply_fn: Callable[..., Any],
+    model: Any,
     *,
     params: Any = None,
     objective: Objective | None = None,
+    device: Any = None,
     dtype: Any = None,
     relu_rule: str | None = None,
-) -> GradientFn:
-    """Gradients of one score per row with respect to the input, for a JAX model.
+) -> Callback:
+    """A :class:`saliency_core.types.GradientFn`: ``fn(x, target) -> d score / d x``.
 
-    The result is a :class:`saliency_core.types.GradientFn`: ``fn(x, target)`` takes a numpy
-    batch ``(k, *input_shape)`` and ``target`` (an int array ``(k,)``, an int, or ``None``)
-    and returns ``d score / d x`` as a new numpy array shaped like ``x``.
-
-    The score of row i is ``output[i, target[i]]`` for a ``(k, C)`` output; ``output[i]``
-    for a model giving one score per row (``(k,)`` or ``(k, 1)``) with ``target=None``; or
-    ``objective(output, target)[i]`` when an objective is given (then ``target`` is passed
-    to it as is: ``None``, or a JAX int32 array with one entry per row of ``output``; rows
-    beyond ``k`` are padding, copies of the last row).
-
-    Gradients are those of the *sum* of the row scores (one ``jax.grad``), which equals the
-    per-row gradients only if rows do not interact: no batch statistics (batch norm in
-    training mode, batch-wise normalisation) inside ``apply_fn`` or ``objective``. Because
-    a chunk may be padded with copies of its last row, the same assumption makes padding
-    harmless.
-
-    ``relu_rule`` changes only the backward pass through each :func:`jax.nn.relu` call of
-    ``apply_fn`` (Flax ``nn.relu``, ``nnx.relu``, and what Equinox and Haiku use), found in
-    its jaxpr, also inside ``jax.jit``, ``jax.vmap``, ``lax.scan``, ``lax.cond`` and
-    ``jax.checkpoint``; forward values are unchanged. With ``g`` the gradient arriving at
-    the ReLU's output and ``x`` its input, the gradient passed back is ``g * (x > 0) *
-    (g > 0)`` for ``"guided"`` and ``max(g, 0)`` for ``"deconvnet"``. ReLUs written in
-    other ways (``jnp.maximum(x, 0)``) are not recognised, and those inside a
-    ``custom_jvp``/``custom_vjp`` function keep that function's own derivative. Nothing is
-    patched: the rule is applied to a traced copy of the program, so ``apply_fn``,
-    ``params`` and :func:`jax.nn.relu` stay as they were, and callbacks made with another
-    rule (or none) are unaffected.
+    One ``jax.grad`` of the *sum* of the row scores: row i's own gradient while rows do not
+    interact (no batch statistics in the model or objective), which padding relies on too.
+    ``relu_rule`` changes the backward pass of ``apply_fn``'s :func:`jax.nn.relu` calls only
+    (not the objective's): with ``g`` the gradient at a ReLU's output and ``x`` its input,
+    ``g * (x > 0) * (g > 0)`` for ``"guided"`` (Springenberg et al. 2014) and ``max(g, 0)``
+    for ``"deconvnet"`` (Zeiler and Fergus 2014).
 
     Args:
-        apply_fn: ``apply_fn(params, x) -> output``, or ``apply_fn(x)`` when ``params`` is
-            ``None``; a pure function traced by :func:`jax.jit` (Flax ``model.apply``, an
-            nnx merge function, ...). Arrays it closes over become compile-time constants,
-            so pass the weights as ``params``.
-        params: pytree of arrays given to ``apply_fn`` as its first argument, passed to the
-            compiled program as an argument (never baked in). Never modified.
-        objective: optional ``objective(output, target) -> scores`` on JAX arrays, giving
-            one score per row ``(k,)``: regression heads, a segmentation mask sum, anything
-            custom.
-        dtype: floating dtype the input is cast to for the forward pass; by default the
-            widest floating dtype of ``params`` (float32 when there are none), so float16
-            and bfloat16 models run in their own precision.
-        relu_rule: ``None`` for the plain gradient, ``"guided"`` for guided
-            backpropagation (Springenberg et al. 2014) or ``"deconvnet"`` (Zeiler & Fergus
-            2014).
-
-    Returns:
-        The callback. Maps are float32 (float64 only for float64 models, which need
-        ``jax_enable_x64``): float16/bfloat16 models give float32 maps, and float64 inputs
-        are converted to float32 (the core accumulates in float64 anyway).
+        model: ``apply_fn(params, x) -> output`` (``apply_fn(x)`` when params is None), a
+            pure function :func:`jax.jit` traces, or an ``(apply_fn, params)`` pair; arrays
+            it closes over become compile-time constants, so pass weights as params.
+        params: pytree of arrays, ``apply_fn``'s first argument; never modified.
+        objective: ``objective(output, target) -> (k,)`` scores on JAX arrays.
+        device: None, a name such as ``"cpu"`` or ``"gpu:1"``, or a :class:`jax.Device`.
+        dtype: the floating dtype the input is cast to; by default the widest floating
+            dtype of the params (float32 when there is none).
+        relu_rule: None, ``"guided"`` or ``"deconvnet"``.
 
     Raises:
-        TypeError: ``apply_fn`` or ``objective`` is not callable, ``params`` is not a pytree
-            of arrays, ``dtype`` is not floating; when called, ``x`` is not floating or
-            ``target`` is not integer.
-        ValueError: ``relu_rule`` is not one of the choices; when called: ``target`` is
-            ``None`` but the model gives several outputs per row; a target is out of
-            ``[0, C - 1]``; shapes disagree; a ``relu_rule`` is given but ``apply_fn``
-            calls no :func:`jax.nn.relu`.
+        TypeError, ValueError: as :mod:`adapters` says; when called, also a rule on a model
+            without :func:`jax.nn.relu`.
 
     Examples:
         >>> import jax, jax.numpy as jnp, numpy as np
@@ -668,85 +585,46 @@ def gradient_fn(
         >>> fn(np.ones((1, 3), np.float32), np.array([1]))
         array([[0., 1., 0.]], dtype=float32)
 
-        Guided backpropagation drops the negative gradient that the plain one passes back:
+        Guided backpropagation drops the negative gradient the plain one passes back:
 
-        >>> relu_net = lambda p, x: jax.nn.relu(x) @ p["w"]
-        >>> w = {"w": jnp.array([[1.0], [-1.0]])}
+        >>> model = (lambda p, x: jax.nn.relu(x) @ p["w"], {"w": jnp.array([[1.0], [-1.0]])})
         >>> x = np.array([[2.0, 3.0]], np.float32)
-        >>> gradient_fn(relu_net, params=w)(x, None)
-        array([[ 1., -1.]], dtype=float32)
-        >>> gradient_fn(relu_net, params=w, relu_rule="guided")(x, None)
-        array([[1., 0.]], dtype=float32)
+        >>> gradient_fn(model)(x, None), gradient_fn(model, relu_rule="guided")(x, None)
+        (array([[ 1., -1.]], dtype=float32), array([[1., 0.]], dtype=float32))
     """
-    _check_callable(apply_fn, "apply_fn")
-    _check_callable(objective, "objective", optional=True)
-    _check_relu_rule(relu_rule)
-    params = _place(params)
-    compute_dtype = _compute_dtype(params, dtype)
-    carrier = _carrier_dtype(compute_dtype)
-    static = {
-        "apply_fn": _static(apply_fn),
-        "objective": _static(objective),
-        "has_params": params is not None,
-        "compute_dtype": compute_dtype,
-        "relu_rule": relu_rule,
-    }
-    program = _PaddedProgram(_gradients, params, static, check_targets=objective is None)
+    apply_fn, params = _apply_and_params(model, params)
+    relu_rule = _backend.check_relu_rule(relu_rule)
+    program = _Program(_gradients, params, device=device, dtype=dtype, objective=objective,
+                       apply_fn=apply_fn, relu_rule=relu_rule)
 
     def gradients(x: np.ndarray, target: np.ndarray | None) -> np.ndarray:
-        x = _as_batch(x, carrier)
-        target = _as_target(target, x.shape[0])
-        if x.shape[0] == 0:
-            return np.zeros(x.shape, carrier)
-        (result,) = program(x, target)
-        return result
+        return program(x, target)[0]
 
-    return gradients
+    return program.callback(gradients, "gradient_fn", apply_fn,
+                            relu_rule=None if relu_rule is None else repr(relu_rule))
 
 
 def layer_fn(
-    features_fn: Callable[..., Any],
-    head_fn: Callable[..., Any],
+    model: Any,
+    layer: tuple[Callable[..., Any], Callable[..., Any]],
     *,
     params: Any = None,
     objective: Objective | None = None,
+    device: Any = None,
     dtype: Any = None,
-) -> LayerFn:
-    """One layer's activations and the gradients of the score with respect to them.
+) -> Callback:
+    """A :class:`saliency_core.types.LayerFn`: ``fn(x, target) -> (activations, gradients)``.
 
-    The result is a :class:`saliency_core.types.LayerFn` for
-    :func:`saliency_core.grad_cam` and :func:`saliency_core.grad_cam_plus_plus`:
-    ``fn(x, target) -> (activations, gradients)``, two new numpy arrays of the layer's
-    shape ``(k, *layer_shape)``, where ``gradients = d score / d activations``. The model
-    is given split at the layer: ``features_fn`` maps the input to the layer's activations
-    and ``head_fn`` maps those to the model output, so that ``head_fn(params,
-    features_fn(params, x))`` is the model. Targets and ``objective`` mean what they mean
-    for :func:`gradient_fn` (the score is taken from ``head_fn``'s output). Compiled once
-    per input shape, with ``params`` as an argument and chunks padded as in
-    :func:`gradient_fn`.
-
-    Activations of a JAX convolution are usually NHWC: pass ``channel_axis=-1`` (the
-    default) to Grad-CAM.
-
-    Args:
-        features_fn: ``features_fn(params, x) -> activations`` (or ``features_fn(x)`` when
-            ``params`` is ``None``), activations ``(k, *spatial, C)`` or ``(k, C,
-            *spatial)`` with at least one spatial axis.
-        head_fn: ``head_fn(params, activations) -> output`` (or ``head_fn(activations)``).
-        params: pytree of arrays given to both functions, an argument of the compiled
-            program. Never modified.
-        objective: optional ``objective(output, target) -> scores`` on JAX arrays, one
-            score per row.
-        dtype: floating dtype the input is cast to; by default that of ``params``.
-
-    Returns:
-        The callback; activations and gradients are float32 (float64 for float64 models).
+    ``layer`` is the model split at the layer, ``(features_fn, head_fn)``:
+    ``features_fn(params, x) -> activations``, with spatial axes (NHWC: Grad-CAM's
+    ``channel_axis=-1``), and ``head_fn(params, activations) -> output``, each without
+    params when params is None. Scores are taken from ``head_fn``'s output as
+    :func:`gradient_fn` takes them from the model's; ``model``'s params are the halves'.
 
     Raises:
-        TypeError: as for :func:`gradient_fn`, or ``features_fn`` or ``head_fn`` is not
-            callable.
-        ValueError: when called: the activations have no spatial axis (rank below 3, a
-            dense layer), or as for :func:`gradient_fn`.
+        ValueError: a layer name (a str): JAX models have no named layers; when called,
+            activations without spatial axes.
+        TypeError: ``layer`` is not a pair of callables.
 
     Examples:
         A linear head on a 2x2x1 layer: the gradient is the head's weights.
@@ -754,95 +632,173 @@ def layer_fn(
         >>> import jax.numpy as jnp, numpy as np
         >>> features = lambda p, x: x * 2.0
         >>> head = lambda p, a: (a * p["w"]).sum(axis=(1, 2))
-        >>> fn = layer_fn(features, head, params={"w": jnp.arange(4.0).reshape(2, 2, 1)})
-        >>> activations, gradients = fn(np.ones((1, 2, 2, 1), np.float32), None)
+        >>> model = (lambda p, x: head(p, features(p, x)), {"w": jnp.arange(4.0).reshape(2, 2, 1)})
+        >>> activations, gradients = layer_fn(model, (features, head))(np.ones((1, 2, 2, 1)), None)
         >>> activations[0, :, :, 0], gradients[0, :, :, 0]
         (array([[2., 2.],
                [2., 2.]], dtype=float32), array([[0., 1.],
                [2., 3.]], dtype=float32))
     """
-    _check_callable(features_fn, "features_fn")
-    _check_callable(head_fn, "head_fn")
-    _check_callable(objective, "objective", optional=True)
-    params = _place(params)
-    compute_dtype = _compute_dtype(params, dtype)
-    carrier = _carrier_dtype(compute_dtype)
-    static = {
-        "features_fn": _static(features_fn),
-        "head_fn": _static(head_fn),
-        "objective": _static(objective),
-        "has_params": params is not None,
-        "compute_dtype": compute_dtype,
-    }
-    program = _PaddedProgram(_layer_gradients, params, static, check_targets=objective is None)
+    apply_fn, params = _apply_and_params(model, params)
+    if isinstance(layer, str):
+        raise ValueError(
+            f"expected layer to be a (features_fn, head_fn) pair, got the str {layer!r}: a JAX "
+            "model has no named layers, so split it there, features_fn(params, x) -> "
+            "activations and head_fn(params, activations) -> output"
+        )
+    if not isinstance(layer, tuple | list) or len(layer) != 2:
+        raise TypeError(
+            f"expected layer to be a (features_fn, head_fn) pair, got {type(layer).__name__}"
+        )
+    features_fn, head_fn = layer
+    _backend.check_callable(features_fn, "features_fn")
+    _backend.check_callable(head_fn, "head_fn")
+    program = _Program(_layer_gradients, params, device=device, dtype=dtype,
+                       objective=objective, features_fn=features_fn, head_fn=head_fn)
 
     def activations_and_gradients(
         x: np.ndarray, target: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        x = _as_batch(x, carrier)
-        target = _as_target(target, x.shape[0])
-        if x.shape[0] == 0:
-            # One zero row runs, to learn the layer's shape; none of it comes back.
-            one_target = None if target is None else np.zeros(1, np.int32)
-            activations, gradients = program(np.zeros((1, *x.shape[1:]), carrier), one_target)
-            return activations[:0], gradients[:0]
         activations, gradients = program(x, target)
-        return activations.astype(carrier, copy=False), gradients.astype(carrier, copy=False)
+        return activations, gradients
 
-    return activations_and_gradients
+    return program.callback(activations_and_gradients, "layer_fn", apply_fn,
+                            layer=f"({_name(features_fn)}, {_name(head_fn)})")
 
 
-def predict_fn(
-    apply_fn: Callable[..., Any],
-    *,
-    params: Any = None,
-    dtype: Any = None,
-) -> PredictFn:
-    """Model outputs as numpy, for a JAX model, with no gradient computation.
-
-    The forward pass is compiled once per input shape, with ``params`` as an argument, and
-    chunks are padded like :func:`gradient_fn`'s so a smaller last chunk does not
-    recompile. Floating outputs come back at least float32 (float16/bfloat16 models give
-    float32 outputs).
-
-    Args:
-        apply_fn: ``apply_fn(params, x) -> output`` (or ``apply_fn(x)`` when ``params`` is
-            ``None``); the output must have one row per input row.
-        params: pytree of arrays, passed as an argument of the compiled program.
-        dtype: floating dtype the input is cast to; by default that of ``params``.
-
-    Returns:
-        ``fn(x) -> outputs``, a :class:`saliency_core.types.PredictFn`; outputs are a new
-        numpy array with ``k`` rows.
-
-    Raises:
-        TypeError: as for :func:`gradient_fn`.
-        ValueError: when called, if the output does not have one row per input row.
+def predict_fn(model: Any, *, params: Any = None, device: Any = None,
+               dtype: Any = None) -> Callback:
+    """A :class:`saliency_core.types.PredictFn`: ``fn(x) -> outputs``, compiled and padded
+    like :func:`gradient_fn`'s; floating outputs come back at least float32.
 
     Examples:
         >>> import jax.numpy as jnp, numpy as np
-        >>> fn = predict_fn(lambda p, x: x @ p["w"], params={"w": jnp.eye(3, 2)})
+        >>> fn = predict_fn((lambda p, x: x @ p["w"], {"w": jnp.eye(3, 2)}))
         >>> fn(np.array([[1.0, 2.0, 3.0]]))
         array([[1., 2.]], dtype=float32)
     """
-    _check_callable(apply_fn, "apply_fn")
-    params = _place(params)
-    compute_dtype = _compute_dtype(params, dtype)
-    carrier = _carrier_dtype(compute_dtype)
-    static = {
-        "apply_fn": _static(apply_fn),
-        "has_params": params is not None,
-        "compute_dtype": compute_dtype,
-    }
-    largest: dict[tuple[int, ...], int] = {}
+    apply_fn, params = _apply_and_params(model, params)
+    program = _Program(_outputs, params, device=device, dtype=dtype, objective=None,
+                       apply_fn=apply_fn)
 
     def outputs(x: np.ndarray) -> np.ndarray:
-        x = _as_batch(x, carrier)
-        rows = max(1, _padded_rows(largest, x))
-        # An empty batch still runs one (zero) row, to learn the output's trailing shape.
-        base = x if x.shape[0] else np.zeros((1, *x.shape[1:]), carrier)
-        result = _outputs(params, _pad_rows(base, rows), **static)
-        largest[x.shape[1:]] = rows
-        return np.array(np.asarray(result)[: x.shape[0]])
+        return program(x, None, targets=False)[0]
 
-    return outputs
+    return program.callback(outputs, "predict_fn", apply_fn)
+
+
+# --------------------------------------------------------------------------- weight copies
+
+
+def _key_name(key: Any) -> str:
+    for attribute in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def _rank(params: Any, path: Sequence[Any]) -> list[int]:
+    """Where a layer's dicts put it: the keys' insertion positions, which jax.tree (sorting
+    dict keys) forgets. Flax linen and Haiku create their dicts input to output."""
+    rank, node = [], params
+    for key in path:
+        if isinstance(key, jax.tree_util.DictKey) and isinstance(node, Mapping):
+            rank.append(list(node).index(key.key))
+            node = node[key.key]
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            rank.append(key.idx)
+            node = node[key.idx]
+        else:  # other pytrees flatten in their own order: kept
+            break
+    return rank
+
+
+def _weights(params: Any, flat: list[tuple[Any, Any]]) -> dict[str, list[tuple[str, int]]]:
+    """Layer name -> ``(weight name, leaf index)`` of its floating array leaves, layers in
+    their dicts' insertion order, then in ``jax.tree`` order."""
+    layers: dict[str, list[tuple[str, int]]] = {}
+    ranks: dict[str, list[int]] = {}
+    for index, (path, leaf) in enumerate(flat):
+        if not _is_floating(leaf):
+            continue
+        names = [_key_name(key) for key in path]
+        if len(names) > 1 and isinstance(path[-1], jax.tree_util.GetAttrKey) and (
+                names[-1] == "value"):
+            names, path = names[:-1], path[:-1]  # a Flax nnx Variable: its .value
+        layer = "/".join(names[:-1])
+        ranks.setdefault(layer, _rank(params, path[:-1]))
+        layers.setdefault(layer, []).append((names[-1] if names else "", index))
+    return {layer: layers[layer] for layer in sorted(layers, key=ranks.__getitem__)}
+
+
+def _in_order(original: Any, copied: Any) -> Any:
+    """``copied`` with its dicts' keys in ``original``'s order (``jax.tree`` sorts them)."""
+    if type(original) is dict and type(copied) is dict:
+        return {key: _in_order(original[key], copied[key]) for key in original}
+    if type(original) in (list, tuple) and type(copied) is type(original):
+        return type(original)(_in_order(a, b) for a, b in zip(original, copied, strict=True))
+    return copied
+
+
+def _params_of(model: Any) -> Any:
+    return model[1] if owns(model) else model
+
+
+def weight_layers(model: Any) -> list[str]:
+    """The layers that hold floating weights: dicts in insertion order (input to output for
+    Flax linen, Haiku and dicts written so), other containers in ``jax.tree`` order.
+
+    Args:
+        model: an ``(apply_fn, params)`` pair, or a params pytree.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> weight_layers({"params": {"dense": {"kernel": jnp.ones((2, 2))}, "step": 3}})
+        ['params/dense']
+    """
+    params = _params_of(model)
+    return list(_weights(params, jax.tree_util.tree_flatten_with_path(params)[0]))
+
+
+def copy_with_weights(model: Any, transform: _backend.WeightTransform, *,
+                      layers: str | Sequence[str] | None = None, seed: int | None = None) -> Any:
+    """New params whose chosen layers' weights are ``transform(weight, rng)``.
+
+    Each chosen layer's weights, sorted by name, are replaced by new arrays of the same
+    dtypes on the same devices (bfloat16 weights reach ``transform`` as float32); other
+    leaves are kept as they are (JAX arrays are immutable), and the original params are
+    untouched.
+
+    Args:
+        model: an ``(apply_fn, params)`` pair (a pair comes back) or a params pytree (a
+            pytree comes back).
+        transform: ``transform(weight, rng) -> new weight`` on numpy arrays, such as
+            :func:`adapters._backend.reinitialise`.
+        layers: a name or names from :func:`weight_layers`; None for all.
+        seed: the seed of the layers' generators (:func:`adapters._backend.layer_generator`).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> params = {"dense": {"w": jnp.ones(3)}}
+        >>> copy_with_weights(params, lambda w, rng: 2 * w)["dense"]["w"], params["dense"]["w"]
+        (Array([2., 2., 2.], dtype=float32), Array([1., 1., 1.], dtype=float32))
+    """
+    _backend.check_callable(transform, "transform")
+    _backend.layer_generator(seed, "")  # the seed is checked even when no layer is chosen
+    params = _params_of(model)
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    weights = _weights(params, flat)
+    leaves = [leaf for _, leaf in flat]
+    for layer in _backend.select_layers(layers, list(weights)):
+        rng = _backend.layer_generator(seed, layer)
+        for name, index in sorted(weights[layer]):
+            leaf = leaves[index]
+            dtype = np.dtype(leaf.dtype)
+            weight = np.array(leaf, dtype=dtype if dtype.kind == "f" else np.float32)
+            new = _backend.apply_transform(transform, weight, rng,
+                                           where=f"layer {layer!r} weight {name!r}")
+            new = new.astype(dtype)
+            leaves[index] = jax.device_put(new, leaf.sharding) if isinstance(
+                leaf, jax.Array) else new
+    copied = _in_order(params, jax.tree_util.tree_unflatten(treedef, leaves))
+    return (model[0], copied) if owns(model) else copied

@@ -1,11 +1,12 @@
 """One view of a model from any framework, seen from numpy in NHWC (channels-last).
 
-The command line and the demo work with channels-last numpy images whatever the
-framework, so that the noise SmoothGrad draws for a pixel is the same in PyTorch,
-TensorFlow and JAX. :class:`Model` wraps a framework's model (a ``torch.nn.Module``, a
-Keras model, or a JAX ``(apply_fn, params)`` pair) and gives the core's callbacks in that
-layout, transposing to and from NCHW for PyTorch. Importing this module imports no
-framework; the adapter of the model's framework is imported when it is first needed.
+The command line, the demo and the cross-framework tests work with channels-last numpy
+images whatever the framework, so that the noise SmoothGrad draws for a pixel is the same
+in PyTorch, TensorFlow and JAX. :class:`Model` wraps a framework's model (a
+``torch.nn.Module``, a Keras model, or a JAX ``(apply_fn, params)`` pair) and gives the
+core's callbacks in that layout, transposing to and from the backend's own layout (its
+``CHANNEL_AXIS``). Importing this module imports no framework; a backend is imported when
+a model of its framework is first wrapped.
 """
 
 from __future__ import annotations
@@ -14,46 +15,47 @@ import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from saliency_core.types import GradientFn, LayerFn, PredictFn
 
-__all__ = ["FRAMEWORKS", "Model", "detect_framework"]
+from ._backend import WeightTransform
 
-FRAMEWORKS = ("torch", "tensorflow", "jax")
+__all__ = ["FRAMEWORKS", "Model", "backend", "detect_framework"]
+
+#: The backends, each with the module that must be imported for a model of it to exist.
+_FRAMEWORK_MODULES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+FRAMEWORKS = tuple(_FRAMEWORK_MODULES)
+
+
+def backend(framework: str) -> ModuleType:
+    """The backend module of a framework (``adapters.torch``, ...), imported now."""
+    if framework not in _FRAMEWORK_MODULES:
+        raise ValueError(f"framework: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+    return importlib.import_module(f"adapters.{framework}")
 
 
 def detect_framework(model: object) -> str:
     """The framework of a model object: ``"torch"``, ``"tensorflow"`` or ``"jax"``.
 
-    A framework is only looked at if it is already imported (a model of it exists then).
-    A ``(apply_fn, params)`` pair is a JAX model.
+    Only the backends of frameworks already imported are asked (a model of a framework
+    cannot exist before its framework is imported), so nothing new is imported.
     """
-    if isinstance(model, tuple) and len(model) == 2 and callable(model[0]):
-        return "jax"
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module | torch.jit.ScriptModule):
-        return "torch"
-    keras = sys.modules.get("keras")
-    if keras is not None and isinstance(model, keras.Model | keras.layers.Layer):
-        return "tensorflow"
-    tf = sys.modules.get("tensorflow")
-    if tf is not None and isinstance(model, tf.Module):
-        return "tensorflow"
+    for framework, module in _FRAMEWORK_MODULES.items():
+        if module in sys.modules and backend(framework).owns(model):
+            return framework
     raise TypeError(
         "expected a torch.nn.Module, a Keras model, or a JAX (apply_fn, params) pair, "
         f"got {type(model).__name__}"
     )
 
 
-def _to_nchw(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(x, -1, 1))
-
-
-def _to_nhwc(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+def _moved(x: np.ndarray, source: int, destination: int) -> np.ndarray:
+    """``np.moveaxis`` into a fresh C-ordered array (canonical strides, even for size-1 axes)."""
+    return np.array(np.moveaxis(x, source, destination), order="C")
 
 
 @dataclass
@@ -71,59 +73,72 @@ class Model:
     handle: Any
     framework: str | None = None
     layers: Callable[[str], tuple[Callable, Callable]] | None = None
-    _adapter: Any = field(default=None, init=False, repr=False)
+    _backend: ModuleType = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.framework is None:
             self.framework = detect_framework(self.handle)
-        if self.framework not in FRAMEWORKS:
-            raise ValueError(
-                f"framework: expected one of {', '.join(FRAMEWORKS)}, got {self.framework!r}"
-            )
-        self._adapter = importlib.import_module(f"adapters.{self.framework}")
+        self._backend = backend(self.framework)
 
     @property
     def channels_first(self) -> bool:
-        return self.framework == "torch"
+        """Whether the framework's image models take channels before the spatial axes."""
+        return self._backend.CHANNEL_AXIS == 1
 
-    def _native(self, fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    def _native(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if not self.channels_first:
             return fn
 
         def transposed(x: np.ndarray, *rest: Any) -> np.ndarray:
-            out = fn(_to_nchw(x), *rest)
-            return _to_nhwc(out) if out.ndim == x.ndim else out
+            x = np.asarray(x)
+            out = fn(_moved(x, -1, 1) if x.ndim >= 3 else x, *rest)
+            return _moved(out, 1, -1) if x.ndim >= 3 and out.ndim == x.ndim else out
 
         return transposed
 
-    def _call_adapter(self, name: str, **options: Any) -> Any:
-        factory = getattr(self._adapter, name)
-        if self.framework == "jax":
-            apply_fn, params = self.handle
-            return factory(apply_fn, params=params, **options)
-        return factory(self.handle, **options)
-
-    def gradient_fn(self, *, relu_rule: str | None = None) -> GradientFn:
+    def gradient_fn(
+        self, *, relu_rule: str | None = None, objective: Any = None, device: Any = None,
+        dtype: Any = None,
+    ) -> GradientFn:
         """The gradient callback (``relu_rule="guided"`` for guided backpropagation)."""
-        options = {} if relu_rule is None else {"relu_rule": relu_rule}
-        return self._native(self._call_adapter("gradient_fn", **options))
+        fn = self._backend.gradient_fn(self.handle, objective=objective, device=device,
+                                       dtype=dtype, relu_rule=relu_rule)
+        return self._native(fn)
 
-    def predict_fn(self) -> PredictFn:
+    def predict_fn(self, *, device: Any = None, dtype: Any = None) -> PredictFn:
         """The outputs of a channels-last batch, as numpy."""
-        return self._native(self._call_adapter("predict_fn"))
+        return self._native(self._backend.predict_fn(self.handle, device=device, dtype=dtype))
 
-    def layer_fn(self, layer: str) -> tuple[LayerFn, int]:
-        """Grad-CAM's layer callback and the channel axis of the activations it returns."""
-        if self.framework == "jax":
-            if self.layers is None:
-                raise ValueError(
-                    "a JAX model has no named layers: Grad-CAM needs the model split into "
-                    "features and head (Model(..., layers=split))"
-                )
-            features_fn, head_fn = self.layers(layer)
-            fn = self._adapter.layer_fn(features_fn, head_fn, params=self.handle[1])
-            return fn, -1
-        fn = self._adapter.layer_fn(self.handle, layer)
-        if self.channels_first:
-            return lambda x, target: fn(_to_nchw(x), target), 1
-        return fn, -1
+    def layer_fn(
+        self, layer: str, *, objective: Any = None, device: Any = None, dtype: Any = None
+    ) -> tuple[LayerFn, int]:
+        """Grad-CAM's layer callback and the channel axis of the activations it returns.
+
+        The callback takes channels-last inputs; its activations keep the backend's layout
+        (channels at ``CHANNEL_AXIS``), which is the axis returned beside it.
+        """
+        chosen = self.layers(layer) if self.layers is not None else layer
+        fn = self._backend.layer_fn(self.handle, chosen, objective=objective, device=device,
+                                    dtype=dtype)
+        if not self.channels_first:
+            return fn, self._backend.CHANNEL_AXIS
+
+        def transposed(x: np.ndarray, target: Any) -> tuple[np.ndarray, np.ndarray]:
+            x = np.asarray(x)
+            return fn(_moved(x, -1, 1) if x.ndim >= 3 else x, target)
+
+        return transposed, self._backend.CHANNEL_AXIS
+
+    def weight_layers(self) -> list[str]:
+        """The names of the model's layers that hold weights, input to output."""
+        return self._backend.weight_layers(self.handle)
+
+    def copy_with_weights(
+        self, transform: WeightTransform, *, layers: str | list[str] | None = None,
+        seed: int | None = None,
+    ) -> Model:
+        """A :class:`Model` of a copy whose chosen layers' weights are transformed
+        (the backend's ``copy_with_weights``); this model is left untouched."""
+        copied = self._backend.copy_with_weights(self.handle, transform, layers=layers,
+                                                 seed=seed)
+        return Model(copied, self.framework, layers=self.layers)

@@ -1,35 +1,25 @@
-"""PyTorch adapter: turn an ``nn.Module`` (or any callable on tensors) into core callbacks.
+"""The PyTorch backend: an ``nn.Module`` (or any callable on tensors) as core callbacks.
 
-Importing this module imports :mod:`torch`; ``import adapters`` does not.
+Importing this module imports :mod:`torch`; ``import adapters`` does not. The contract
+every backend shares (names, keywords, inputs, targets, scores, devices, errors) is in
+:mod:`adapters` and :mod:`adapters._backend`; this module holds what PyTorch does
+differently:
 
-* :func:`gradient_fn` builds a :class:`saliency_core.types.GradientFn`: the gradient of
-  one score per row with respect to the input, computed with :func:`torch.autograd.grad`
-  on the input tensor only, so the parameters' ``.grad`` and ``requires_grad`` are never
-  touched. With ``relu_rule="guided"`` or ``"deconvnet"`` it gives guided
-  backpropagation or the deconvnet instead of the plain gradient.
-* :func:`layer_fn` builds a :class:`saliency_core.types.LayerFn` for Grad-CAM and
-  Grad-CAM++: one layer's activations and the gradients of the target score with respect
-  to them, NCHW, so the core is called with ``channel_axis=1``.
-* :func:`predict_fn` builds a :class:`saliency_core.types.PredictFn`: the model's outputs
-  as numpy, computed under :func:`torch.no_grad`.
-
-Inputs are numpy arrays; they are wrapped with :func:`torch.from_numpy` (no copy when
-the array already has the model's dtype and lives on the CPU), cast to the model's
-floating dtype and moved to its device. Results come back as numpy arrays on the CPU,
-float32 for float16/bfloat16 models (numpy has no bfloat16) and otherwise in the model's
-dtype: a float64 batch sent to a float32 model gives a float32 map.
-
-The model is never modified, not even for a moment: a ReLU rule is a
-:class:`torch.overrides.TorchFunctionMode` active (in the calling thread only) during the
-callback's forward pass, which sends the ReLU calls it sees to a
-:class:`torch.autograd.Function` with the rule's backward pass; :func:`layer_fn` adds a
-forward hook to the layer for one forward pass and removes it in a ``finally`` clause.
-
-PyTorch runs eagerly, so nothing is traced or compiled per call: one callback call is one
-forward and one backward pass over the whole chunk. A model compiled with
-:func:`torch.compile` sees inputs of the same dtype, device and ``requires_grad`` on every
-call, so it does not recompile per chunk either; it follows a ReLU rule too, at the cost
-of one more compilation per rule.
+* Gradients come from :func:`torch.autograd.grad` on the input tensor only, so the
+  parameters' ``.grad`` and ``requires_grad`` are never touched. PyTorch runs eagerly:
+  one callback call is one forward and one backward pass over the chunk, nothing is
+  traced (``trace_count`` stays 0), and a :func:`torch.compile`\\ d model sees inputs of
+  the same dtype, device and ``requires_grad`` on every call, so it does not recompile.
+* Inputs are copied into a fresh tensor on the model's device (default: the device of
+  its first parameter or buffer) in its floating dtype (default: that of its first
+  floating parameter or buffer, float32 for a callable without any), so a model that
+  normalises its input in place never writes into the caller's array.
+* The model is never modified, not even for a moment: the mode is not switched (a model
+  in training mode gets a one-time warning, since dropout and batch-norm make the map
+  random), batch-norm buffers a training-mode pass updates are put back, a ReLU rule is a
+  :class:`torch.overrides.TorchFunctionMode` active in the calling thread during the
+  forward pass only, and :func:`layer_fn`'s forward hook is removed in a ``finally``.
+* Image models take NCHW batches (``CHANNEL_AXIS = 1``).
 
 Example:
     >>> import numpy as np
@@ -47,7 +37,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import difflib
+import copy
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -66,20 +56,53 @@ except ImportError as error:  # pragma: no cover - exercised in a test with torc
 
 from saliency_core.types import GradientFn, LayerFn, PredictFn
 
-from ._relu_rules import RELU_RULES, check_relu_rule, no_relu_message
-from ._targets import as_target_rows, check_target_range, target_needed
+from ._backend import (
+    RELU_RULES,
+    Callback,
+    WeightTransform,
+    apply_transform,
+    as_batch,
+    as_targets,
+    carrier_dtype,
+    check_callable,
+    check_output_rows,
+    check_relu_rule,
+    check_scores_shape,
+    check_target_range,
+    device_unavailable,
+    find_named,
+    layer_generator,
+    no_relu_message,
+    parse_device,
+    plan_scores,
+    select_layers,
+)
 
-__all__ = ["RELU_RULES", "Objective", "gradient_fn", "layer_fn", "predict_fn"]
+__all__ = [
+    "CHANNEL_AXIS",
+    "NAME",
+    "RELU_RULES",
+    "Objective",
+    "copy_with_weights",
+    "gradient_fn",
+    "layer_fn",
+    "owns",
+    "predict_fn",
+    "weight_layers",
+]
+
+NAME = "torch"
+CHANNEL_AXIS = 1
 
 #: ``objective(output, target) -> scores``: the model's output (as the model returned it)
 #: and the targets (an int64 tensor ``(k,)`` on the model's device, or None) give one
 #: differentiable score per row, a tensor ``(k,)``.
 Objective = Callable[[Any, "torch.Tensor | None"], "torch.Tensor"]
 
-#: The values of ``relu_rule``: None (the plain gradient), ``"guided"`` (guided
-#: backpropagation) and ``"deconvnet"``.
 
-_HALF_DTYPES = (torch.float16, torch.bfloat16)
+def owns(model: object) -> bool:
+    """Whether ``model`` is a PyTorch module (TorchScript and exported modules included)."""
+    return isinstance(model, torch.nn.Module)
 
 
 def gradient_fn(
@@ -90,72 +113,36 @@ def gradient_fn(
     dtype: str | torch.dtype | None = None,
     relu_rule: str | None = None,
 ) -> GradientFn:
-    """Make the callback ``fn(x, target) -> d score / d x`` for a PyTorch model.
+    """The callback ``fn(x, target) -> d score / d x`` of a PyTorch model.
 
-    The score of row ``i`` is ``output[i, target[i]]`` for a ``(k, C)`` output, the
-    output itself for a model giving one score per row (``(k,)`` or ``(k, 1)``, with
-    ``target=None``), or ``objective(output, target)[i]`` when an objective is given.
+    The score of row ``i`` is ``output[i, target[i]]`` for a ``(k, C)`` output, the output
+    itself for one score per row (``(k,)`` or ``(k, 1)``, ``target=None``), or
+    ``objective(output, target)[i]``.
 
-    The model is left exactly as it was: the mode is not switched (a model in training
-    mode gets a one-time ``UserWarning``, since dropout and batch-norm make the map
-    random), parameters get no ``.grad`` and keep their ``requires_grad``, and buffers
-    that a training-mode forward pass updates (batch-norm running statistics) are put
-    back after every call.
-
-    ``relu_rule`` changes the backward pass of every ReLU the model's forward pass calls,
-    and nothing else (the outputs are bitwise those of the plain model). With ``g`` the
-    gradient arriving at a ReLU's output and ``z`` its input, the ReLU passes back
-
-    * None: ``g * (z > 0)``, the plain gradient;
-    * ``"guided"``: ``g * (z > 0) * (g > 0)``, guided backpropagation;
-    * ``"deconvnet"``: ``max(g, 0)``, whatever ``z`` was.
-
-    The ReLUs caught are ``nn.ReLU`` modules (``inplace`` or not), ``torch.relu``,
-    ``torch.relu_``, ``torch.nn.functional.relu`` (``inplace`` or not),
-    ``torch.nn.functional.relu_``, ``Tensor.relu`` and ``Tensor.relu_``, wherever they
-    are called in the model's forward pass; in-place calls stay in-place. They are caught
-    by a :class:`torch.overrides.TorchFunctionMode` that is active only in the calling
-    thread and only during the callback's forward pass (not in the objective), so the
-    model, the ``torch`` functions and other callbacks of the same model, plain ones in
-    other threads included, are untouched, also when the forward pass raises. Not caught
-    (they give their plain gradient): other activations (``relu6``, ``leaky_relu``,
-    ``clamp(min=0)``, ...), ``torch.ops.aten.relu``, and code that Python does not run:
-    TorchScript models are refused, and a callback whose first forward pass meets no ReLU raises
-    once.
+    ``relu_rule="guided"`` or ``"deconvnet"`` changes the backward pass of every ReLU the
+    forward pass calls, and nothing else: ``nn.ReLU`` (in place or not), ``torch.relu``,
+    ``torch.relu_``, ``F.relu``, ``F.relu_``, ``Tensor.relu`` and ``Tensor.relu_``, caught
+    by a :class:`torch.overrides.TorchFunctionMode` during the forward pass only (not in
+    the objective). Other activations (``relu6``, ``leaky_relu``, ``clamp``),
+    ``torch.ops.aten.relu`` and TorchScript models (refused) are out of its reach.
 
     Args:
-        model: an ``nn.Module`` or any callable taking a tensor ``(k, *input_shape)``.
-            Its output must be a tensor unless an ``objective`` is given, which then
-            receives the output as returned (a tuple, a dict, ...).
-        objective: ``objective(output, target) -> (k,)`` scores, for regression,
-            segmentation (a sum over a mask) or anything custom. ``target`` is passed
-            as an int64 tensor on the model's device, or None, without range checks.
-        device: where the forward pass runs. Default: the device of the model's first
-            parameter (or buffer); the CPU for a callable without any.
-        dtype: the floating dtype the input is cast to. Default: the dtype of the
-            model's first floating parameter (or buffer); float32 for a callable
-            without any.
-        relu_rule: one of :data:`RELU_RULES`: None (the plain gradient), ``"guided"``
-            or ``"deconvnet"``.
+        model: an ``nn.Module`` or any callable taking a tensor ``(k, *input_shape)``; its
+            output must be a tensor unless an ``objective`` is given.
+        objective: ``objective(output, target) -> (k,)`` scores.
+        device: where the forward pass runs (``"cpu"``, ``"cuda:1"``, ``"mps"`` or a
+            ``torch.device``); default: the device of the model's first parameter.
+        dtype: the floating dtype the input is cast to; default: the model's.
+        relu_rule: None, ``"guided"`` or ``"deconvnet"``.
 
     Returns:
-        A :class:`saliency_core.types.GradientFn`. It takes a numpy array ``x`` of shape
-        ``(k, *input_shape)`` and ``target`` (an int array ``(k,)``, an int for every
-        row, or None) and returns a numpy array shaped like ``x`` on the CPU: float32
-        for float16/bfloat16 models, otherwise in ``dtype``.
+        A :class:`adapters._backend.Callback`; maps are numpy on the CPU, float64 for
+        float64 models and float32 otherwise.
 
     Raises:
-        TypeError: ``model`` or ``objective`` is not callable, ``dtype`` is not a
-            floating dtype, ``relu_rule`` is not None or a str, or a ``relu_rule`` is
-            given for a TorchScript model. The callback raises TypeError for a
-            non-array or non-numeric ``x``, a non-integer ``target``, a model output
-            that is not a tensor (without an objective), non-tensor or non-floating
-            scores.
-        ValueError: ``device`` is not a device, ``relu_rule`` is not one of
-            :data:`RELU_RULES`. The callback raises ValueError for a ``target`` that
-            is not ``(k,)``, a ``(k, C)`` output without a target, a target out of
-            ``[0, C)``, scores not shaped ``(k,)``, or scores that do not depend on the
-            input through autograd.
+        TypeError, ValueError: as described in :mod:`adapters`; also a ``relu_rule`` for a
+            TorchScript model, and (when called) scores that do not depend on the input
+            through autograd.
 
     Examples:
         ``h = relu(x @ w1)``, score ``h @ w2``: the ReLU's upstream gradient is ``w2``
@@ -176,15 +163,13 @@ def gradient_fn(
 
     References:
         Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise",
-        arXiv 1706.03825 (the gradient ``d S_c / d x`` of section 2; guided
-        backpropagation is one of the maps it smooths, section 4).
-        Springenberg et al. 2014, "Striving for simplicity: the all convolutional net",
-        arXiv 1412.6806 (guided backpropagation). Zeiler and Fergus 2014, "Visualizing
-        and understanding convolutional networks", ECCV (the deconvnet).
+        arXiv 1706.03825. Springenberg et al. 2014, "Striving for simplicity: the all
+        convolutional net", arXiv 1412.6806 (guided backpropagation). Zeiler and Fergus
+        2014, "Visualizing and understanding convolutional networks", ECCV (deconvnet).
     """
-    _check_callable(model, "model")
+    check_callable(model, "model")
     if objective is not None:
-        _check_callable(objective, "objective")
+        check_callable(objective, "objective")
     device = _as_device(device)
     dtype = _as_dtype(dtype)
     relu_rule = _check_relu_rule(relu_rule, model)
@@ -192,24 +177,25 @@ def gradient_fn(
     rule_seen = _ReLURuleSeen(relu_rule)
 
     def gradients(x: np.ndarray, target: np.ndarray | None, /) -> np.ndarray:
+        batch = as_batch(x, native=_native)
+        target_rows = as_targets(target, batch.shape[0])
         run_device, run_dtype = _placement(model, device, dtype)
         guard.warn_if_training()
-        target_rows = as_target_rows(target, _rows(x))
         with guard.grad_enabled():
-            inputs = _to_tensor(x, run_device, run_dtype).requires_grad_(True)
+            inputs = _to_tensor(batch, run_device, run_dtype).requires_grad_(True)
             with _relu_rule_mode(relu_rule) as mode:
                 output = model(inputs)
             rule_seen.check(mode)
-            scores = _scores(output, objective, target_rows, run_device, inputs.shape[0])
+            scores = _scores(output, objective, target_rows, run_device, batch.shape[0])
             _check_graph(scores, "the input")
             (grad,) = torch.autograd.grad(
                 scores, inputs, grad_outputs=torch.ones_like(scores), allow_unused=True
             )
         if grad is None:  # the scores depend on parameters only: the gradient is zero
             grad = torch.zeros_like(inputs)
-        return _to_numpy(grad)
+        return _to_numpy(grad, run_dtype)
 
-    return gradients
+    return Callback(gradients, _describe("gradient_fn", model, relu_rule=relu_rule))
 
 
 def layer_fn(
@@ -220,53 +206,37 @@ def layer_fn(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> LayerFn:
-    """Make the Grad-CAM callback ``fn(x, target) -> (activations, gradients)`` of a layer.
+    """The Grad-CAM callback ``fn(x, target) -> (activations, gradients)`` of one layer.
 
-    ``activations`` is the layer's output and ``gradients`` is ``d score / d activations``,
-    both numpy ``(k, C, *spatial)`` (NCHW for images): pass ``channel_axis=1`` to
-    :func:`saliency_core.grad_cam` and :func:`saliency_core.grad_cam_plus_plus` (and
-    ``input_channel_axis=1`` for NCHW inputs). Scores, targets and objectives are those of
-    :func:`gradient_fn`, as are device, dtype, the warning for a model in training mode and
-    the buffers put back.
+    Both are numpy ``(k, C, *spatial)`` (NCHW for images): pass ``channel_axis=1`` to
+    :func:`saliency_core.grad_cam` (and ``input_channel_axis=1`` for NCHW inputs). Scores,
+    targets, objective, device and dtype are those of :func:`gradient_fn`.
 
-    Each call adds a forward hook to the layer, runs one forward pass, and removes the
-    hook in a ``finally`` clause, so no hook is left behind, also when the forward pass or
-    the objective raises. The hook hands the rest of the network a copy of the layer's
-    output whose gradient graph starts at the layer: the activations returned are those
-    the layer computed even when a later in-place operation (``nn.ReLU(inplace=True)``,
-    ``out += identity``) overwrites its output, the backward pass stops at the layer,
-    and neither the input nor the layers before it need ``requires_grad``.
+    Each call adds a forward hook to the layer for one forward pass. The hook hands the
+    rest of the network a copy of the layer's output whose graph starts at the layer, so
+    the activations are those the layer computed even when a later in-place operation
+    overwrites its output, and the layers before it need no gradient.
 
     Args:
         model: the ``nn.Module`` holding the layer.
-        layer: the layer: a module inside ``model``, or its dotted name in
-            ``model.named_modules()`` such as ``"layer4.1.conv2"``. Its output must be a
-            floating tensor with spatial axes, and it must run exactly once per forward
-            pass (a module reused at several places, such as the one ``nn.ReLU`` of a
-            torchvision ``BasicBlock``, has no single output: pick its neighbour).
+        layer: a module inside ``model``, or its dotted name in ``model.named_modules()``
+            (``"layer4.1.conv2"``). It must run exactly once per forward pass and output a
+            floating tensor with spatial axes.
         objective: as in :func:`gradient_fn`.
         device: as in :func:`gradient_fn`.
         dtype: as in :func:`gradient_fn`.
 
     Returns:
-        A :class:`saliency_core.types.LayerFn` returning two numpy arrays of the layer's
-        output shape ``(k, C, *spatial)`` on the CPU, float32 for float16/bfloat16
-        models.
+        A :class:`adapters._backend.Callback` returning two numpy arrays.
 
     Raises:
-        TypeError: ``model`` is not an ``nn.Module``, ``layer`` is neither a module nor
-            a str, ``objective`` is not callable, ``dtype`` is not a floating dtype. The
-            callback raises TypeError as :func:`gradient_fn` does, and for a layer
-            output that is not a floating tensor.
-        ValueError: no layer of that name (the message lists close matches), a module
-            that is not inside ``model``, ``device`` is not a device. The callback raises
-            ValueError as :func:`gradient_fn` does, and for a layer output without
-            spatial axes (a dense layer's ``(k, C)``: Grad-CAM needs a convolutional
-            layer), a layer that did not run or ran more than once in the forward pass.
+        TypeError, ValueError: as :func:`gradient_fn`; also a layer that is not in the
+            model (the message lists close matches), did not run or ran twice, or has no
+            spatial axes.
 
     Examples:
-        A convolution followed by global average pooling and a dense layer: the gradient
-        at every position of channel ``c`` is ``dense.weight[target, c] / (H * W)``.
+        A convolution, global average pooling and a dense layer: the gradient at every
+        position of channel ``c`` is ``dense.weight[target, c] / (H * W)``.
 
         >>> import numpy as np
         >>> import torch
@@ -292,14 +262,15 @@ def layer_fn(
         Selvaraju et al. 2017, "Grad-CAM: visual explanations from deep networks via
         gradient-based localization", ICCV.
     """
-    if not isinstance(model, torch.nn.Module):
+    _check_module(model, "layer_fn hooks one of its submodules")
+    if isinstance(model, torch.jit.ScriptModule):
         raise TypeError(
-            "expected model to be a torch.nn.Module (layer_fn hooks one of its "
-            f"submodules), got {type(model).__name__}"
+            "layer_fn cannot hook a layer of a TorchScript model, which runs outside Python; "
+            "pass the original nn.Module instead"
         )
     name, module = _find_layer(model, layer)
     if objective is not None:
-        _check_callable(objective, "objective")
+        check_callable(objective, "objective")
     device = _as_device(device)
     dtype = _as_dtype(dtype)
     guard = _CallGuard(model)
@@ -307,28 +278,29 @@ def layer_fn(
     def layer_gradients(
         x: np.ndarray, target: np.ndarray | None, /
     ) -> tuple[np.ndarray, np.ndarray]:
+        batch = as_batch(x, native=_native)
+        target_rows = as_targets(target, batch.shape[0])
         run_device, run_dtype = _placement(model, device, dtype)
         guard.warn_if_training()
-        target_rows = as_target_rows(target, _rows(x))
         capture = _LayerCapture(name)
         with guard.grad_enabled():
-            inputs = _to_tensor(x, run_device, run_dtype)
+            inputs = _to_tensor(batch, run_device, run_dtype)
             hook = module.register_forward_hook(capture.hook)
             try:
                 output = model(inputs)
             finally:
                 hook.remove()
             activations = capture.activations()
-            scores = _scores(output, objective, target_rows, run_device, inputs.shape[0])
+            scores = _scores(output, objective, target_rows, run_device, batch.shape[0])
             _check_graph(scores, f"the output of layer {name!r}")
             (grad,) = torch.autograd.grad(
                 scores, activations, grad_outputs=torch.ones_like(scores), allow_unused=True
             )
         if grad is None:  # the scores depend on parameters only: the gradient is zero
             grad = torch.zeros_like(activations)
-        return _to_numpy(activations), _to_numpy(grad)
+        return _to_numpy(activations, run_dtype), _to_numpy(grad, run_dtype)
 
-    return layer_gradients
+    return Callback(layer_gradients, _describe("layer_fn", model, layer=name))
 
 
 def predict_fn(
@@ -337,25 +309,11 @@ def predict_fn(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> PredictFn:
-    """Make the callback ``fn(x) -> outputs`` for a PyTorch model, without autograd.
+    """The callback ``fn(x) -> outputs`` of a PyTorch model, under :func:`torch.no_grad`.
 
-    The forward pass runs under :func:`torch.no_grad` (not ``inference_mode``, whose
-    tensors could end up in a model's caches and break later gradient calls).
-
-    Args:
-        model: an ``nn.Module`` or any callable taking a tensor ``(k, *input_shape)``
-            and returning a tensor.
-        device: where the forward pass runs; default as in :func:`gradient_fn`.
-        dtype: the floating dtype the input is cast to; default as in :func:`gradient_fn`.
-
-    Returns:
-        A :class:`saliency_core.types.PredictFn` returning the outputs as a numpy array
-        on the CPU (float32 for float16/bfloat16 outputs).
-
-    Raises:
-        TypeError: ``model`` is not callable or ``dtype`` is not a floating dtype; the
-            callback raises TypeError for a bad ``x`` or a non-tensor output.
-        ValueError: ``device`` is not a device.
+    (Not ``inference_mode``, whose tensors could end up in a model's caches and break
+    later gradient calls.) Floating outputs come back float64 for float64 models and
+    float32 otherwise.
 
     Examples:
         >>> import numpy as np
@@ -365,99 +323,129 @@ def predict_fn(
         >>> predict(np.zeros((2, 1, 3), np.float64)).shape
         (2, 3)
     """
-    _check_callable(model, "model")
+    check_callable(model, "model")
     device = _as_device(device)
     dtype = _as_dtype(dtype)
 
     def outputs(x: np.ndarray, /) -> np.ndarray:
-        _rows(x)
+        batch = as_batch(x, native=_native)
         run_device, run_dtype = _placement(model, device, dtype)
-        inputs = _to_tensor(x, run_device, run_dtype)
+        inputs = _to_tensor(batch, run_device, run_dtype)
         with torch.no_grad():
             output = model(inputs)
-        if not isinstance(output, torch.Tensor):
-            raise TypeError(
-                f"expected the model to return a torch.Tensor, got {type(output).__name__}; "
-                "wrap the model in a function that returns one tensor"
-            )
-        return _to_numpy(output)
+        check_output_rows(output.shape if isinstance(output, torch.Tensor) else None,
+                          batch.shape[0], output_type=type(output).__name__)
+        return _to_numpy(output, run_dtype)
 
-    return outputs
+    return Callback(outputs, _describe("predict_fn", model))
 
 
-# --------------------------------------------------------------------------- checks
+# --------------------------------------------------------------------------- weight copies
 
 
-def _check_callable(value: object, name: str) -> None:
-    if not callable(value):
-        raise TypeError(f"expected {name} to be callable, got {type(value).__name__}")
+def weight_layers(model: torch.nn.Module) -> list[str]:
+    """The names of the modules that hold parameters of their own, in registration order.
+
+    The model itself, when it holds parameters directly (an ``nn.Linear``), is ``""``.
+
+    Examples:
+        >>> import torch
+        >>> from adapters import torch as torch_adapter
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+        >>> torch_adapter.weight_layers(net)
+        ['0', '2']
+    """
+    _check_module(model, "its weights are copied")
+    return [name for name, module in model.named_modules()
+            if next(module.parameters(recurse=False), None) is not None]
 
 
-def _as_device(device: str | torch.device | None) -> torch.device | None:
-    if device is None or isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
-        raise TypeError(f"expected device to be a str or torch.device, got {type(device).__name__}")
-    try:
-        return torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(
-            f"expected a torch device such as 'cpu' or 'cuda:0', got {device!r}"
-        ) from error
+def copy_with_weights(
+    model: torch.nn.Module,
+    transform: WeightTransform,
+    *,
+    layers: str | list[str] | None = None,
+    seed: int | None = None,
+) -> torch.nn.Module:
+    """A deep copy of ``model`` whose chosen layers' parameters are ``transform(weight, rng)``.
+
+    Args:
+        model: an ``nn.Module``; it is left exactly as it was.
+        transform: ``transform(weight, rng) -> new weight`` on numpy arrays, such as
+            :func:`adapters._backend.reinitialise` or
+            :func:`adapters._backend.multiplicative_noise`.
+        layers: the names of :func:`weight_layers` to transform (None: all).
+        seed: each layer's generator is :func:`adapters._backend.layer_generator` of
+            ``seed`` and the layer's name; its parameters are drawn in name order.
+
+    Examples:
+        >>> import numpy as np
+        >>> import torch
+        >>> from adapters import torch as torch_adapter
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+        >>> zero = lambda weight, rng: np.zeros_like(weight)
+        >>> copy = torch_adapter.copy_with_weights(net, zero, layers=["1"])
+        >>> float(copy[1].weight.detach().abs().sum()), bool(net[1].weight.detach().abs().sum() > 0)
+        (0.0, True)
+    """
+    check_callable(transform, "transform")
+    names = select_layers(layers, weight_layers(model))
+    duplicate = copy.deepcopy(model)
+    modules = dict(duplicate.named_modules())
+    with torch.no_grad():
+        for name in names:
+            rng = layer_generator(seed, name)
+            for weight_name, parameter in sorted(modules[name].named_parameters(recurse=False)):
+                where = f"layer {name!r} weight {weight_name!r}"
+                current = parameter.detach().to("cpu", torch.float64 if parameter.dtype ==
+                                                torch.float64 else torch.float32).numpy()
+                new = apply_transform(transform, current, rng, where)
+                parameter.copy_(torch.from_numpy(np.ascontiguousarray(new)).to(parameter.dtype))
+    return duplicate
 
 
-def _as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    if dtype is None:
-        return None
-    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
-    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise TypeError(
-            "expected dtype to be a floating torch dtype (or its name, such as "
-            f"'float32' or 'bfloat16'), got {dtype!r}"
-        )
-    return resolved
+# --------------------------------------------------------------------------- scores
 
 
-def _select_scores(output: object, target: np.ndarray | None) -> torch.Tensor:
-    """``output[i, target[i]]``, or the output itself for one score per row."""
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(
-            f"expected the model to return a torch.Tensor, got {type(output).__name__}; "
-            "pass objective= to turn the output into one score per row"
-        )
-    rows = output.shape[0] if output.ndim else 0
-    if target is None:
-        if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
-            return output.reshape(rows)
-        if output.ndim == 2:
-            raise target_needed(output.shape[1])
-        raise ValueError(
-            "expected a model output of shape (k,) or (k, 1) with target None, got shape "
-            f"{tuple(output.shape)}; pass objective= to reduce it to one score per row"
-        )
-    if output.ndim != 2 or rows != target.shape[0]:
-        raise ValueError(
-            f"expected a model output of shape ({target.shape[0]}, C) for integer targets, "
-            f"got shape {tuple(output.shape)}; pass objective= for other outputs"
-        )
-    check_target_range(target, output.shape[1])
+def _scores(
+    output: object,
+    objective: Objective | None,
+    target: np.ndarray | None,
+    device: torch.device,
+    rows: int,
+) -> torch.Tensor:
+    """One score per row: the target's output, or the objective's."""
+    if objective is not None:
+        target_tensor = None if target is None else torch.from_numpy(target).to(device)
+        scores = objective(output, target_tensor)
+        is_tensor = isinstance(scores, torch.Tensor)
+        check_scores_shape(tuple(scores.shape) if is_tensor else None, rows,
+                           floating=is_tensor and scores.is_floating_point(),
+                           dtype=getattr(scores, "dtype", None),
+                           output_type=type(scores).__name__)
+        return scores.reshape(rows)
+    is_tensor = isinstance(output, torch.Tensor)
+    plan = plan_scores(tuple(output.shape) if is_tensor else None, rows,
+                       has_target=target is not None, output_type=type(output).__name__)
+    if not plan.column:
+        return output.reshape(rows)
+    check_target_range(target, plan.n_outputs)
     index = torch.from_numpy(target).to(output.device)
     return output.gather(1, index[:, None]).reshape(rows)
 
 
-def _check_scores(scores: object, rows: int) -> torch.Tensor:
-    if not isinstance(scores, torch.Tensor):
-        raise TypeError(
-            f"expected the objective to return a torch.Tensor, got {type(scores).__name__}"
-        )
-    if not scores.is_floating_point():
-        raise TypeError(f"expected floating-point scores from the objective, got {scores.dtype}")
-    if tuple(scores.shape) not in ((rows,), (rows, 1)):
+def _check_graph(scores: torch.Tensor, source: str) -> None:
+    if not scores.requires_grad:
         raise ValueError(
-            f"expected the objective to return one score per row, shape ({rows},), "
-            f"got shape {tuple(scores.shape)}"
+            f"expected scores that depend on {source} through autograd, got a "
+            "tensor without a gradient graph; does the model detach, leave "
+            "torch, or run under torch.no_grad()?"
         )
-    return scores.reshape(rows)
+
+
+def _describe(kind: str, model: object, **options: object) -> str:
+    settings = "".join(f", {key}={value!r}" for key, value in options.items())
+    return f"torch {kind} of {type(model).__name__}{settings}"
 
 
 # --------------------------------------------------------------------------- ReLU rules
@@ -575,6 +563,13 @@ class _ReLURuleSeen:
 # --------------------------------------------------------------------------- layers
 
 
+def _check_module(model: object, why: str) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"expected model to be a torch.nn.Module ({why}), got {type(model).__name__}"
+        )
+
+
 def _find_layer(model: torch.nn.Module, layer: object) -> tuple[str, torch.nn.Module]:
     """``(dotted name, module)`` of ``layer``, a module inside ``model`` or its name."""
     if isinstance(layer, torch.nn.Module):
@@ -590,18 +585,7 @@ def _find_layer(model: torch.nn.Module, layer: object) -> tuple[str, torch.nn.Mo
             "expected layer to be an nn.Module or its dotted name in model.named_modules() "
             f"(such as 'layer4.1.conv2'), got {type(layer).__name__}"
         )
-    modules = dict(model.named_modules())
-    if layer in modules:
-        return layer, modules[layer]
-    names = [name for name in modules if name]
-    close = difflib.get_close_matches(layer, names, n=5)
-    if close:
-        hint = "close matches: " + ", ".join(repr(name) for name in close)
-    else:
-        shown = ", ".join(repr(name) for name in names[:10])
-        more = f", ... ({len(names)} in all)" if len(names) > 10 else ""
-        hint = f"no close match; the layers are {shown}{more}" if names else "it has no layers"
-    raise ValueError(f"no layer named {layer!r}; {hint}")
+    return layer, find_named(layer, dict(model.named_modules()))
 
 
 class _LayerCapture:
@@ -680,30 +664,51 @@ class _CallGuard:
                 _restore_buffers(saved)
 
 
-def _scores(
-    output: object,
-    objective: Objective | None,
-    target: np.ndarray | None,
-    device: torch.device,
-    rows: int,
-) -> torch.Tensor:
-    """One score per row: the target's output, or the objective's."""
-    if objective is None:
-        return _select_scores(output, target)
-    target_tensor = None if target is None else torch.from_numpy(target).to(device)
-    return _check_scores(objective(output, target_tensor), rows)
-
-
-def _check_graph(scores: torch.Tensor, source: str) -> None:
-    if not scores.requires_grad:
-        raise ValueError(
-            f"expected scores that depend on {source} through autograd, got a "
-            "tensor without a gradient graph; does the model detach, leave "
-            "torch, or run under torch.no_grad()?"
-        )
-
-
 # --------------------------------------------------------------------------- placement
+
+
+def _as_device(device: str | torch.device | None) -> torch.device | None:
+    """The device asked for, checked against this machine's devices now."""
+    if device is None:
+        return None
+    if isinstance(device, torch.device):
+        resolved = device
+    else:
+        kind, index = parse_device(device)
+        if kind == "tpu":
+            raise device_unavailable(device, _available_devices())
+        name = "cuda" if kind == "gpu" else kind
+        resolved = torch.device(name if index is None else f"{name}:{index}")
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count and (resolved.index or 0) < count:
+            return resolved
+    elif resolved.type == "mps" and torch.backends.mps.is_available():
+        return resolved
+    raise device_unavailable(device, _available_devices())
+
+
+def _available_devices() -> list[str]:
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
+def _as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise TypeError(
+            "expected dtype to be a floating torch dtype (or its name, such as "
+            f"'float32' or 'bfloat16'), got {dtype!r}"
+        )
+    return resolved
 
 
 def _placement(
@@ -716,8 +721,7 @@ def _placement(
     """
     if device is not None and dtype is not None:
         return device, dtype
-    first = None
-    floating = None
+    first = floating = None
     if isinstance(model, torch.nn.Module):
         for tensor in _tensors(model):
             if first is None:
@@ -732,7 +736,7 @@ def _placement(
     return device, dtype
 
 
-def _tensors(model: torch.nn.Module):
+def _tensors(model: torch.nn.Module) -> Iterator[torch.Tensor]:
     yield from model.parameters()
     yield from model.buffers()
 
@@ -750,34 +754,36 @@ def _save_buffers(model: object) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def _restore_buffers(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     with torch.no_grad():
-        for buffer, copy in saved:
-            buffer.copy_(copy)
+        for buffer, saved_copy in saved:
+            buffer.copy_(saved_copy)
 
 
 # --------------------------------------------------------------------------- conversion
 
 
-def _rows(x: object) -> int:
-    """The batch size of ``x``, after checking it is a numeric numpy batch."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"expected x to be a numpy array, got {type(x).__name__}")
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"expected a real numeric x, got dtype {x.dtype}")
-    if x.ndim == 0:
-        raise ValueError("expected x to be a batch (k, *input_shape), got a 0-d array")
-    return x.shape[0]
+def _native(x: object) -> np.ndarray | None:
+    """A tensor as numpy (detached, on the CPU; bfloat16 widened), anything else None."""
+    if not isinstance(x, torch.Tensor):
+        return None
+    tensor = x.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.to(torch.float32)
+    return tensor.cpu().numpy()
 
 
-def _to_tensor(x: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``x`` (checked by :func:`_rows`) on ``device`` in ``dtype``, without a copy if possible."""
-    if not x.flags.writeable or not x.dtype.isnative or any(step < 0 for step in x.strides):
-        # torch.from_numpy refuses these (or warns): copy into a plain array first.
-        x = np.array(x, dtype=x.dtype.newbyteorder("="))
-    return torch.from_numpy(x).to(device=device, dtype=dtype)
+def _to_tensor(batch: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A fresh tensor on ``device`` in ``dtype``: the model may write into it freely."""
+    if not batch.flags.writeable:  # torch.from_numpy warns on read-only memory
+        return torch.from_numpy(batch.copy()).to(device=device, dtype=dtype)
+    return torch.from_numpy(batch).to(device=device, dtype=dtype, copy=True)
 
 
-def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+def _to_numpy(tensor: torch.Tensor, model_dtype: torch.dtype) -> np.ndarray:
+    """numpy on the CPU; floating results in the carrier dtype of the model's dtype."""
     tensor = tensor.detach()
-    if tensor.dtype in _HALF_DTYPES:
-        tensor = tensor.to(dtype=torch.float32)
+    if tensor.is_floating_point():
+        carrier = carrier_dtype(str(model_dtype).removeprefix("torch."))
+        wanted = torch.float64 if carrier == np.float64 else torch.float32
+        if tensor.dtype != wanted:
+            tensor = tensor.to(dtype=wanted)
     return tensor.cpu().numpy()

@@ -74,9 +74,12 @@ import io
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from adapters.models import Model
 
 __all__ = [
     "ARCHITECTURE",
@@ -92,6 +95,7 @@ __all__ = [
     "load_metadata",
     "load_samples",
     "load_weights",
+    "model",
     "prepare_digits",
     "weight_shapes",
 ]
@@ -338,6 +342,48 @@ def build(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> An
     _check_weights(weights)
     builder = importlib.import_module(_BUILDERS[framework])
     return builder.build_model(weights)
+
+
+def model(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> Model:
+    """The demo network in one framework as an :class:`adapters.models.Model`.
+
+    The same network as :func:`build`, wrapped so that every callback takes and returns
+    channels-last numpy arrays, with its layers addressable by the names of
+    :data:`ARCHITECTURE` for Grad-CAM (``model.layer_fn("relu3")``) in every framework.
+    Each builder module gives its own way to reach a layer as ``LAYER_SPLIT``: ``None``
+    where the framework names its layers (PyTorch modules, Keras layers), and for JAX a
+    function ``split(layer) -> (features_fn, head_fn)`` that cuts the network after
+    ``layer``.
+
+    Args:
+        framework: ``"torch"``, ``"tensorflow"`` or ``"jax"``.
+        weights: arrays as :func:`load_weights` returns them; default: the shipped ones.
+
+    Returns:
+        An :class:`adapters.models.Model` of the network.
+
+    Raises:
+        TypeError: if ``framework`` is not a string.
+        ValueError: if ``framework`` is not one of :data:`FRAMEWORKS`, or the weights do
+            not fit the architecture.
+        ImportError: if the framework is not installed (the message names the pip command).
+
+    Example:
+        >>> from adapters import demo
+        >>> digits = demo.model("torch")
+        >>> images, labels = demo.load_samples()
+        >>> digits.predict_fn()(images[:2]).shape
+        (2, 10)
+        >>> layer_fn, channel_axis = digits.layer_fn("relu3")
+        >>> activations, gradients = layer_fn(images[:2], labels[:2])
+        >>> activations.shape[channel_axis]
+        32
+    """
+    from adapters.models import Model
+
+    handle = build(framework, weights=weights)
+    builder = importlib.import_module(_BUILDERS[framework])
+    return Model(handle, framework, layers=builder.LAYER_SPLIT)
 
 
 def _read_npz(file_name: str) -> dict[str, np.ndarray]:

@@ -20,7 +20,12 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from adapters.demo import ARCHITECTURE, INPUT_SHAPE
 
-__all__ = ["build_model"]
+__all__ = ["LAYER_SPLIT", "build_model"]
+
+
+#: How :class:`adapters.models.Model` reaches a named layer: ``None``, since the layers
+#: are named Keras layers (``model.get_layer("conv3")``) and the adapter finds them by name.
+LAYER_SPLIT = None
 
 
 def build_model(weights: dict[str, np.ndarray]) -> keras.Model:

@@ -18,7 +18,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from adapters.demo import ARCHITECTURE
 
-__all__ = ["DigitsCNN", "build_model", "export_weights"]
+__all__ = ["LAYER_SPLIT", "DigitsCNN", "build_model", "export_weights"]
 
 
 class DigitsCNN(nn.Module):
@@ -47,6 +47,11 @@ class DigitsCNN(nn.Module):
         h = self.pool2(self.relu2(self.conv2(h)))
         h = self.relu3(self.conv3(h))
         return self.fc(torch.flatten(self.gap(h), 1))
+
+
+#: How :class:`adapters.models.Model` reaches a named layer: ``None``, since the layers
+#: are named modules (``model.conv3``) and the adapter finds them by name.
+LAYER_SPLIT = None
 
 
 def build_model(weights: dict[str, np.ndarray]) -> DigitsCNN:

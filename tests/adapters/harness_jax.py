@@ -1,14 +1,16 @@
 """JAX side of the shared adapter tests (see ``tests/adapters/harness.py``).
 
-A model handle is an ``(apply_fn, params)`` pair: ``apply_fn(params, x)`` with ``x`` in NHWC.
-The apply functions are module-level, so every handle built here shares one compiled
-program per input shape (the adapter caches by ``apply_fn``). For Grad-CAM the reference
-network is split at a layer into module-level ``features_fn`` and ``head_fn`` (``LAYERS``).
+A model handle is an ``(apply_fn, params)`` pair, which ``adapters.jax`` takes as it is:
+``apply_fn(params, x)`` with ``x`` in NHWC. The apply functions are module-level, so every
+handle built here shares one compiled program per input shape (the adapter caches by
+``apply_fn``). The reference network's params are nested by layer, ``{"c1": {"w": ..., "b":
+...}, ...}``, so its weight layers are ``c1, c2, c3, sc, fc``, input to output. For
+Grad-CAM it is split at a layer into module-level ``features_fn`` and ``head_fn``
+(``LAYERS``).
 """
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import jax
@@ -16,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import adapters.jax as adapter
+from adapters._backend import find_named
 
 __all__ = [
     "LAYERS",
@@ -56,14 +59,14 @@ def _accumulate(x):
 def _conv(x, params, name: str, stride: int, padding: int):
     y = jax.lax.conv_general_dilated(
         x,
-        params[f"{name}_w"],
+        params[name]["w"],
         window_strides=(stride, stride),
         padding=((padding, padding), (padding, padding)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision=_PRECISION,
         preferred_element_type=_accumulate(x),
     )
-    return (y + params[f"{name}_b"]).astype(x.dtype)
+    return (y + params[name]["b"]).astype(x.dtype)
 
 
 def _dense(x, w, b):
@@ -97,7 +100,7 @@ def block_features(params, x):
 
 def block_head(params, block):
     """From ``"block"`` to the logits: global average pool, then the dense layer."""
-    return _dense(block.mean(axis=(1, 2)), params["fc_w"], params["fc_b"])
+    return _dense(block.mean(axis=(1, 2)), params["fc"]["w"], params["fc"]["b"])
 
 
 def c1_head(params, c1):
@@ -131,10 +134,16 @@ def _scalar_apply(params, x):
 
 
 def reference_model(weights: dict[str, np.ndarray], *, dtype: str = "float32") -> Handle:
-    """``(reference_apply, params)`` with the numpy weights loaded exactly, cast to ``dtype``."""
+    """``(reference_apply, params)`` with the numpy weights loaded exactly, cast to ``dtype``.
+
+    ``weights["c1_w"]`` becomes ``params["c1"]["w"]``.
+    """
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"expected dtype float32, float16 or bfloat16, got {dtype!r}")
-    params = {name: jnp.asarray(value, dtype=jnp.dtype(dtype)) for name, value in weights.items()}
+    params: dict[str, dict[str, Any]] = {}
+    for name, value in weights.items():
+        layer, _, kind = name.rpartition("_")
+        params.setdefault(layer, {})[kind] = jnp.asarray(value, dtype=jnp.dtype(dtype))
     return reference_apply, params
 
 
@@ -149,8 +158,7 @@ def scalar_model(v: np.ndarray) -> Handle:
 
 
 def gradient_fn(handle: Handle, **options: Any):
-    apply_fn, params = handle
-    return adapter.gradient_fn(apply_fn, params=params, **options)
+    return adapter.gradient_fn(handle, **options)
 
 
 def layer_fn(handle: Handle, layer: str, **options: Any):
@@ -159,20 +167,11 @@ def layer_fn(handle: Handle, layer: str, **options: Any):
     ``layer`` is a neutral name: ``"block"`` (the residual block's output after its final
     ReLU, NHWC 4x4x16) or ``"c1"`` (the first convolution's output before its ReLU).
     """
-    if layer not in LAYERS:
-        close = difflib.get_close_matches(layer, list(LAYERS))
-        raise ValueError(
-            f"expected a layer name in {sorted(LAYERS)}, got {layer!r}"
-            + (f"; close matches: {', '.join(map(repr, close))}" if close else "")
-        )
-    _, params = handle
-    features_fn, head_fn = LAYERS[layer]
-    return adapter.layer_fn(features_fn, head_fn, params=params, **options)
+    return adapter.layer_fn(handle, find_named(layer, LAYERS), **options)
 
 
 def predict_fn(handle: Handle, **options: Any):
-    apply_fn, params = handle
-    return adapter.predict_fn(apply_fn, params=params, **options)
+    return adapter.predict_fn(handle, **options)
 
 
 def _square_sum(output, target):

@@ -1,7 +1,9 @@
-"""Tests of ``adapters.jax`` against numpy references and closed forms (JAX on CPU).
+"""What is JAX's own in ``adapters.jax``: model forms, compiled programs and padding,
+dtypes from params, targets as JAX integers, devices, params pytrees, Flax models.
 
-Trace counts are measured with a counter inside ``apply_fn``: its Python body runs only
-when JAX traces it, so the counter is the number of traces (hence compilations).
+The shared contract is tested over every backend in ``test_contract.py``,
+``test_agreement*.py`` and ``test_backends.py``. Traces are also counted independently,
+with a counter inside ``apply_fn``: its Python body runs only when JAX traces it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.adapters import reference
+from adapters._backend import multiplicative_noise, reinitialise
 from tests.adapters.harness import load_harness
 from tests.conftest import require
 
@@ -27,19 +29,17 @@ def h():
 
 
 @pytest.fixture(scope="module")
+def jax(h):
+    import jax
+
+    return jax
+
+
+@pytest.fixture(scope="module")
 def jnp(h):
     import jax.numpy
 
     return jax.numpy
-
-
-@pytest.fixture(scope="module")
-def weights():
-    return reference.make_weights()
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
 
 
 def counting(apply):
@@ -61,299 +61,119 @@ def linear_setup(rows=5, inputs=6, outputs=4, seed=0):
     return w, x, target
 
 
-# --- the reference network -----------------------------------------------------------
+# --- model forms ---------------------------------------------------------------------
 
 
-def test_reference_outputs_match_numpy_forward(h, weights):
-    x = reference.make_inputs(4)
-    expected = reference.forward(weights, x)
-    apply_fn, params = handle = h.reference_model(weights)
-    direct = np.asarray(apply_fn(params, h.to_native(x)))
-    predicted = h.predict_fn(handle)(h.to_native(x))
-    assert predicted.shape == (4, reference.N_CLASSES)
-    assert predicted.dtype == np.float32
-    assert relative_error(direct, expected) < 1e-5
-    assert relative_error(predicted, expected) < 1e-5
+def test_a_pair_apply_fn_with_params_and_a_closure_are_the_same_model(h):
+    w, x, target = linear_setup()
+    apply_fn, params = handle = h.linear_model(w)
+    expected = w[:, target].T
+    np.testing.assert_allclose(h.adapter.gradient_fn(handle)(x, target), expected, atol=1e-6)
+    np.testing.assert_allclose(h.adapter.gradient_fn(apply_fn, params=params)(x, target),
+                               expected, atol=1e-6)
+    closure = h.adapter.gradient_fn(lambda x: x @ w)  # params=None: apply_fn(x)
+    np.testing.assert_allclose(closure(x, target), expected, atol=1e-6)
+    np.testing.assert_allclose(h.adapter.predict_fn(lambda x: x @ w)(x), x @ w, atol=1e-5)
+    assert h.adapter.owns(handle) and not h.adapter.owns(apply_fn) and not h.adapter.owns(params)
+    with pytest.raises(TypeError, match="params=None when model is an"):
+        h.adapter.gradient_fn(handle, params=params)
+    with pytest.raises(TypeError, match=r"apply_fn \(a callable\) .* got a tuple of length 3"):
+        h.adapter.predict_fn((apply_fn, params, None))
+    with pytest.raises(TypeError, match="expected model to be apply_fn .* got str"):
+        h.adapter.gradient_fn("not a function", params=params)
 
 
-def test_reference_gradients_match_finite_differences(h, weights):
-    x = reference.make_inputs(2)
-    target = np.array([3, 7])
-    fn = h.gradient_fn(h.reference_model(weights))
-    gradients = h.from_native(fn(h.to_native(x), target))
-    expected = reference.finite_difference_gradient(weights, x, target)
-    assert gradients.shape == x.shape
-    assert gradients.dtype == np.float32
-    assert relative_error(gradients, expected) < 1e-4
-    # Each row is the gradient of its own target: swapping targets changes the map.
-    swapped = h.from_native(fn(h.to_native(x), target[::-1]))
-    assert relative_error(swapped, expected) > 1e-2
-
-
-def relative_l2(actual: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
+# --- dtypes --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_low_precision_models_give_float32_maps(h, weights, dtype):
-    """float16/bfloat16 reference network: float32 maps close to the float32 map.
-
-    float16 (11-bit mantissa) stays within 5e-2 of the largest value everywhere (measured
-    ~1e-3). bfloat16 (8-bit mantissa) flips a few ReLU and max-pool decisions, which moves
-    a handful of pixels by ~10% of the largest value, so it is compared on the whole map
-    (relative L2, measured ~3%).
-    """
-    x = reference.make_inputs(2)  # the shape of the finite-difference test: no new compile
-    target = np.array([0, 9])
-    full = h.gradient_fn(h.reference_model(weights))(x, target)
-    low = h.gradient_fn(h.reference_model(weights, dtype=dtype))(x, target)
-    assert low.dtype == np.float32
-    assert low.shape == full.shape
-    assert not np.array_equal(low, full)  # it did run in low precision
-    if dtype == "float16":
-        assert relative_error(low, full) < 5e-2
-    else:
-        assert relative_l2(low, full) < 1e-1
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_low_precision_linear_model_is_exact(h, jnp, dtype):
-    """d (x w)[t] / dx is w[:, t]: exactly the rounded low-precision weights, as float32."""
+def test_the_compute_dtype_comes_from_params_or_dtype(h, jnp, dtype):
+    """d (x w)[t] / dx is w[:, t]: exactly the weights rounded to ``dtype``, as float32,
+    whether the params are in ``dtype`` or ``dtype=`` casts a float32 model's input."""
     w, x, target = linear_setup()
     apply_fn, params = h.linear_model(w)
-    low_params = {"w": params["w"].astype(dtype)}
-    gradients = h.adapter.gradient_fn(apply_fn, params=low_params)(x, target)
-    assert gradients.dtype == np.float32
-    rounded = np.asarray(low_params["w"].astype(jnp.float32))
+    rounded = np.asarray(params["w"].astype(dtype).astype(jnp.float32))
     assert not np.array_equal(rounded, w)  # the rounding is real, so the check has teeth
-    np.testing.assert_array_equal(gradients, rounded[:, target].T)
-    outputs = h.adapter.predict_fn(apply_fn, params=low_params)(x)
+    low = (apply_fn, {"w": params["w"].astype(dtype)})
+    for fn in (h.adapter.gradient_fn(low), h.adapter.gradient_fn((apply_fn, params), dtype=dtype)):
+        gradients = fn(x, target)
+        assert gradients.dtype == np.float32
+        np.testing.assert_array_equal(gradients, rounded[:, target].T)
+    outputs = h.adapter.predict_fn(low)(x)
     assert outputs.dtype == np.float32
     np.testing.assert_allclose(outputs, x @ rounded, rtol=2e-2, atol=2e-2 * np.abs(x @ w).max())
 
 
-def test_dtype_option_casts_the_input(h, jnp):
-    """float32 weights, bfloat16 input: d (x w)[t] / dx is w[:, t] rounded to bfloat16."""
-    w, x, target = linear_setup()
-    apply_fn, params = h.linear_model(w)
-    fn = h.adapter.gradient_fn(apply_fn, params=params, dtype="bfloat16")
-    gradients = fn(x, target)
-    assert gradients.dtype == np.float32
-    rounded = np.asarray(jnp.asarray(w, dtype=jnp.bfloat16).astype(jnp.float32))
-    np.testing.assert_array_equal(gradients, rounded[:, target].T)
+# --- targets as JAX integers ---------------------------------------------------------
 
 
-def test_float64_inputs_come_back_float32(h):
-    w, x, target = linear_setup()
-    fn = h.gradient_fn(h.linear_model(w))
-    from64 = fn(x.astype(np.float64), target)
-    assert from64.dtype == np.float32
-    np.testing.assert_array_equal(from64, fn(x, target))
-
-
-# --- targets -------------------------------------------------------------------------
-
-
-def test_linear_gradients_are_weight_columns(h):
-    w, x, target = linear_setup()
-    gradients = h.gradient_fn(h.linear_model(w))(x, target)
-    np.testing.assert_allclose(gradients, w[:, target].T, rtol=0, atol=1e-6)
-
-
-def test_int_target_applies_to_every_row(h):
-    w, x, _ = linear_setup()
-    gradients = h.gradient_fn(h.linear_model(w))(x, 2)
-    np.testing.assert_allclose(gradients, np.broadcast_to(w[:, 2], x.shape), rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize("column", [False, True], ids=["(k,)", "(k,1)"])
-def test_scalar_models_need_no_target(h, jnp, column):
-    rng = np.random.default_rng(3)
-    v = rng.standard_normal(6).astype(np.float32)
-    x = rng.standard_normal((4, 6)).astype(np.float32)
-    apply_fn, params = h.scalar_model(v)
-    if column:
-        fn = h.adapter.gradient_fn(lambda p, x: apply_fn(p, x)[:, None], params=params)
-    else:
-        fn = h.gradient_fn((apply_fn, params))
-    gradients = fn(x, None)
-    np.testing.assert_allclose(gradients, np.broadcast_to(v, x.shape), rtol=0, atol=1e-6)
-
-
-def test_target_none_on_several_outputs_raises(h):
-    w, x, _ = linear_setup()
-    fn = h.gradient_fn(h.linear_model(w))
-    with pytest.raises(ValueError, match="target"):
-        fn(x, None)
-
-
-def test_target_on_scalar_model_raises(h):
-    rng = np.random.default_rng(4)
-    fn = h.gradient_fn(h.scalar_model(rng.standard_normal(6).astype(np.float32)))
-    with pytest.raises(ValueError, match="target=None"):
-        fn(np.ones((2, 6), np.float32), np.array([0, 0]))
-
-
-@pytest.mark.parametrize("bad", [-1, 4, 100])
-@pytest.mark.parametrize("warm", [False, True], ids=["first-call", "after-a-call"])
-def test_out_of_range_targets_raise_naming_the_range(h, bad, warm):
+def test_targets_are_checked_in_numpy_before_the_first_and_later_calls(h):
+    """The number of outputs comes from the cached trace: no extra trace, no bad run."""
     w, x, target = linear_setup(outputs=4)
-    fn = h.gradient_fn(h.linear_model(w))
-    if warm:
-        fn(x, target)
-    target = target.copy()
-    target[1] = bad
-    with pytest.raises(ValueError, match=r"\[0, 3\]"):
-        fn(x, target)
+    base_apply, params = h.linear_model(w)
+    apply_fn, count = counting(base_apply)
+    fn = h.adapter.gradient_fn(apply_fn, params=params)
+    bad = target.copy()
+    bad[1] = 2**32 + 1  # would wrap around to a valid int32 index
+    with pytest.raises(ValueError, match=r"expected targets in \[0, 3\]"):
+        fn(x, bad)
+    np.testing.assert_allclose(fn(x, target), w[:, target].T, atol=1e-6)
+    bad[1] = 4
+    with pytest.raises(ValueError, match=r"expected targets in \[0, 3\]"):
+        fn(x, bad)
+    assert count["traces"] == fn.trace_count == 1
 
 
-def test_targets_are_checked(h):
-    w, x, target = linear_setup()
-    fn = h.gradient_fn(h.linear_model(w))
-    with pytest.raises(TypeError, match="integer"):
-        fn(x, target.astype(np.float32))
-    with pytest.raises(ValueError, match=r"\(5,\)"):
-        fn(x, target[:3])
-    with pytest.raises(TypeError, match="floating"):
-        fn(x.astype(np.int32), target)
-    with pytest.raises(ValueError, match="int32"):  # would wrap around to a valid index
-        fn(x, target + 2**32)
-
-
-def test_tuple_outputs_need_an_objective(h):
-    w, x, target = linear_setup()
-    apply_fn, params = h.linear_model(w)
-
-    def apply_with_aux(params, x):
-        return apply_fn(params, x), x.sum()
-
-    with pytest.raises(TypeError, match="objective"):
-        h.adapter.gradient_fn(apply_with_aux, params=params)(x, target)
-    fn = h.adapter.gradient_fn(
-        apply_with_aux, params=params, objective=lambda output, target: output[0][:, 1]
-    )
-    np.testing.assert_allclose(fn(x, None), np.broadcast_to(w[:, 1], x.shape), atol=1e-6)
-
-
-def test_empty_batch(h):
-    w, x, _ = linear_setup()
-    handle = h.linear_model(w)
-    assert h.gradient_fn(handle)(x[:0], np.zeros(0, int)).shape == (0, 6)
-    assert h.predict_fn(handle)(x[:0]).shape == (0, 4)
-
-
-def test_bad_arguments_are_refused(h):
+def test_an_objective_sees_exactly_the_batch_and_int32_targets(h, jax, jnp):
+    """No padding rows reach an objective, so each chunk size is traced once."""
     w, _, _ = linear_setup()
-    apply_fn, params = h.linear_model(w)
-    with pytest.raises(TypeError, match="apply_fn"):
-        h.adapter.gradient_fn("not a function", params=params)
-    with pytest.raises(TypeError, match="objective"):
-        h.adapter.gradient_fn(apply_fn, params=params, objective=3)
-    with pytest.raises(TypeError, match="floating dtype"):
-        h.adapter.gradient_fn(apply_fn, params=params, dtype="int32")
+    seen = []
 
-
-# --- objectives ----------------------------------------------------------------------
-
-
-def test_square_sum_objective_closed_form(h):
-    w, x, target = linear_setup()
-    fn = h.gradient_fn(h.linear_model(w), objective=h.square_sum_objective())
-    expected = 2 * (x @ w) @ w.T  # d/dx sum_c (x w)_c^2
-    np.testing.assert_allclose(fn(x, None), expected, rtol=1e-5, atol=1e-5)
-    # The target is handed to the objective, which ignores it here.
-    np.testing.assert_allclose(fn(x, target), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_objective_receives_target_as_is(h, jnp):
     def objective(output, target):
-        if target is None:
-            return output.sum(axis=1)
+        seen.append((output.shape[0], target.shape, target.dtype))
         return 3 * jnp.take_along_axis(output, target[:, None], axis=1)[:, 0]
 
-    w, x, target = linear_setup()
     fn = h.gradient_fn(h.linear_model(w), objective=objective)
-    np.testing.assert_allclose(fn(x, None), np.broadcast_to(w.sum(1), x.shape), atol=1e-5)
-    np.testing.assert_allclose(fn(x, target), 3 * w[:, target].T, atol=1e-5)
+    rng = np.random.default_rng(5)
+    for rows in (8, 8, 3, 3):
+        x = rng.standard_normal((rows, 6)).astype(np.float32)
+        target = rng.integers(0, 4, size=rows)
+        np.testing.assert_allclose(fn(x, target), 3 * w[:, target].T, atol=1e-5)
+    assert seen == [(8, (8,), jnp.int32), (3, (3,), jnp.int32)]
+    assert fn.trace_count == 2
+    with pytest.raises(ValueError, match="fit in int32 .*jax_enable_x64"):
+        fn(x, np.full(3, 2**31))
+    enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
+    with enable_x64(True):
+        x64 = h.gradient_fn(h.linear_model(w), objective=objective)
+        np.testing.assert_allclose(x64(x, np.full(3, 2)), 3 * np.tile(w[:, 2], (3, 1)), atol=1e-5)
+    assert seen[-1] == (3, (3,), jnp.int64)
 
 
-def test_objective_must_give_one_score_per_row(h):
-    w, x, _ = linear_setup()
-    fn = h.gradient_fn(h.linear_model(w), objective=lambda output, target: output)
-    with pytest.raises(ValueError, match="one score per row"):
-        fn(x, None)
+# --- compiled programs and padding ---------------------------------------------------
 
 
-# --- the model is left alone ---------------------------------------------------------
-
-
-def test_model_unchanged_after_calls_and_errors(h, weights):
-    handle = h.reference_model(weights)
-    before = h.snapshot(handle)
-    x = reference.make_inputs(2)
-    h.gradient_fn(handle)(x, np.array([1, 2]))
-    h.gradient_fn(handle, objective=h.square_sum_objective())(x, None)
-    h.predict_fn(handle)(x)
-
-    def failing(output, target):
-        raise RuntimeError("objective failed")
-
-    with pytest.raises(RuntimeError, match="objective failed"):
-        h.gradient_fn(handle, objective=failing)(x, None)
-    with pytest.raises(ValueError):
-        h.gradient_fn(handle)(x, np.array([1, 10]))
-    np.testing.assert_equal(h.snapshot(handle), before)
-    # The model still works after the failures.
-    outputs = h.predict_fn(handle)(x)
-    assert relative_error(outputs, reference.forward(weights, x)) < 1e-5
-
-
-# --- compilation ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("mode", ["target", "objective"])
-def test_one_trace_for_many_chunks_and_a_smaller_last_one(h, mode):
+def test_one_trace_for_many_chunks_and_a_smaller_last_one(h):
     w, _, _ = linear_setup()
     base_apply, params = h.linear_model(w)
     apply_fn, count = counting(base_apply)
-    objective = h.square_sum_objective() if mode == "objective" else None
-    fn = h.adapter.gradient_fn(apply_fn, params=params, objective=objective)
+    fn = h.adapter.gradient_fn(apply_fn, params=params)
+    predict = h.adapter.predict_fn(apply_fn, params=params)
     rng = np.random.default_rng(5)
-    for rows in (8, 8, 8, 8, 8, 3):
+    for rows in (8, 8, 8, 3, 1):  # 3 and 1 are padded to 8 rows and sliced back
         x = rng.standard_normal((rows, 6)).astype(np.float32)
         target = rng.integers(0, 4, size=rows)
         gradients = fn(x, target)
-        expected = 2 * (x @ w) @ w.T if objective else w[:, target].T
         assert gradients.shape == x.shape
-        np.testing.assert_allclose(gradients, expected, rtol=1e-5, atol=1e-5)
-    assert count["traces"] == 1
+        np.testing.assert_allclose(gradients, w[:, target].T, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(predict(x), x @ w, rtol=1e-5, atol=1e-5)
+    assert count["traces"] == 2  # one program for gradients, one for outputs
+    assert fn.trace_count == predict.trace_count == 1
+    assert repr(fn) == "<adapters.jax.gradient_fn(" + apply_fn.__qualname__ + \
+        ", dtype=float32), traces=1>"
 
 
-def test_predict_traces_once_for_many_chunks(h):
-    w, _, _ = linear_setup()
-    base_apply, params = h.linear_model(w)
-    apply_fn, count = counting(base_apply)
-    fn = h.adapter.predict_fn(apply_fn, params=params)
-    rng = np.random.default_rng(6)
-    for rows in (8, 8, 8, 8, 8, 3):
-        x = rng.standard_normal((rows, 6)).astype(np.float32)
-        np.testing.assert_allclose(fn(x), x @ w, rtol=1e-5, atol=1e-5)
-    assert count["traces"] == 1
-
-
-def test_reference_network_traces_once(h, weights):
-    base_apply, params = h.reference_model(weights)
-    apply_fn, count = counting(base_apply)
-    fn = h.adapter.gradient_fn(apply_fn, params=params)
-    x = reference.make_inputs(5)
-    first = fn(x[:4], np.array([0, 1, 2, 3]))
-    fn(x[1:5], np.array([4, 5, 6, 7]))
-    last = fn(x[:1], np.array([0]))  # padded to 4 rows, sliced back
-    np.testing.assert_allclose(last, first[:1], rtol=1e-6, atol=1e-7)
-    assert count["traces"] == 1
-
-
-def test_params_are_arguments_not_constants(h):
+def test_params_are_arguments_so_callbacks_share_programs(h):
     """New params of the same shapes: new gradients, and the compiled program is reused.
 
     Were the weights baked into the program as constants, either the old gradients would
@@ -363,18 +183,67 @@ def test_params_are_arguments_not_constants(h):
     w2, _, _ = linear_setup(seed=1)
     base_apply, params1 = h.linear_model(w1)
     apply_fn, count = counting(base_apply)
-    g1 = h.adapter.gradient_fn(apply_fn, params=params1)(x, target)
-    g2 = h.adapter.gradient_fn(apply_fn, params=h.linear_model(w2)[1])(x, target)
-    np.testing.assert_allclose(g1, w1[:, target].T, atol=1e-6)
-    np.testing.assert_allclose(g2, w2[:, target].T, atol=1e-6)
+    first = h.adapter.gradient_fn(apply_fn, params=params1)
+    second = h.adapter.gradient_fn((apply_fn, h.linear_model(w2)[1]))
+    np.testing.assert_allclose(first(x, target), w1[:, target].T, atol=1e-6)
+    np.testing.assert_allclose(second(x, target), w2[:, target].T, atol=1e-6)
     assert count["traces"] == 1
+    assert (first.trace_count, second.trace_count) == (1, 0)
 
 
-def test_params_none_with_closure(h):
+# --- devices -------------------------------------------------------------------------
+
+
+def test_devices_are_jax_devices(h, jax):
     w, x, target = linear_setup()
-    fn = h.adapter.gradient_fn(lambda x: x @ w)
-    np.testing.assert_allclose(fn(x, target), w[:, target].T, atol=1e-6)
-    np.testing.assert_allclose(h.adapter.predict_fn(lambda x: x @ w)(x), x @ w, atol=1e-5)
+    cpu = jax.devices("cpu")[0]
+    for device in ("cpu", "cpu:0", cpu):
+        fn = h.gradient_fn(h.linear_model(w), device=device)
+        np.testing.assert_allclose(fn(x, target), w[:, target].T, atol=1e-6)
+        assert f"device={cpu}" in repr(fn)
+    count = len(jax.devices("cpu"))
+    with pytest.raises(ValueError, match=rf"got 'cpu:{count}'; available: cpu:0"):
+        h.gradient_fn(h.linear_model(w), device=f"cpu:{count}")
+
+
+# --- params pytrees and weight copies ------------------------------------------------
+
+
+def test_weight_copies_of_params_pytrees(h, jax, jnp):
+    dense = {"kernel": jnp.arange(6.0).reshape(3, 2), "bias": jnp.ones(2, jnp.bfloat16)}
+    params = {"params": {"dense": dense, "out": {"kernel": jnp.ones((2, 1), jnp.float16)}},
+              "step": jnp.asarray(7), "rng": jax.random.key(0)}
+    arrays = {key: value for key, value in params.items() if key != "rng"}
+    before = jax.tree.map(np.array, arrays)
+    assert h.adapter.weight_layers(params) == ["params/dense", "params/out"]
+    assert h.adapter.weight_layers({"w": jnp.ones(2), "b": jnp.ones(1)}) == [""]  # a flat dict
+    # dicts in insertion order (input to output as Flax and Haiku write them), not sorted
+    ordered = {"z_in": {"w": jnp.ones(1)}, "a_out": [jnp.ones(1)]}
+    assert h.adapter.weight_layers(ordered) == ["z_in", "a_out"]
+    copied = h.adapter.copy_with_weights(ordered, lambda weight, rng: weight)
+    assert list(copied) == ["z_in", "a_out"] and isinstance(copied["a_out"], list)
+    seen = []
+
+    def doubled(weight, rng):
+        seen.append((weight.dtype, weight.shape))
+        return 2 * weight
+
+    copy = h.adapter.copy_with_weights(params, doubled, layers="params/dense")
+    # sorted by name: bias (bfloat16, seen as float32), then kernel
+    assert seen == [(np.float32, (2,)), (np.float32, (3, 2))]
+    assert jax.tree.structure(copy) == jax.tree.structure(params)
+    assert copy["params"]["dense"]["bias"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(copy["params"]["dense"]["kernel"],
+                                  2 * before["params"]["dense"]["kernel"])
+    assert copy["params"]["out"]["kernel"] is params["params"]["out"]["kernel"]  # not chosen
+    assert copy["step"] is params["step"] and copy["rng"] is params["rng"]  # not weights
+    jax.tree.map(np.testing.assert_array_equal, arrays, before)  # the original is untouched
+    apply_fn, handle_params = handle = h.linear_model(np.ones((6, 4), np.float32))
+    noisy = h.adapter.copy_with_weights(handle, multiplicative_noise(0.1), seed=0)
+    assert noisy[0] is apply_fn and noisy[1]["w"].dtype == jnp.float32
+    assert not np.array_equal(noisy[1]["w"], handle_params["w"])
+    again = h.adapter.copy_with_weights(handle, multiplicative_noise(0.1), seed=0)
+    np.testing.assert_array_equal(again[1]["w"], noisy[1]["w"])
 
 
 # --- Flax models plug in -------------------------------------------------------------
@@ -403,9 +272,8 @@ def mlp_gradients(w1, b1, w2, x, target):
     return (mask * w2[:, target].T) @ w1.T
 
 
-def test_flax_linen_model_plugs_in(h):
+def test_flax_linen_model_plugs_in(h, jax):
     nn = require("flax.linen")
-    import jax
 
     class MLP(nn.Module):
         @nn.compact
@@ -423,15 +291,16 @@ def test_flax_linen_model_plugs_in(h):
         for name, layer in variables["params"].items()
     }
     hidden, out = layers["hidden"], layers["out"]
-    gradients = h.adapter.gradient_fn(model.apply, params=variables)(x, target)
+    gradients = h.adapter.gradient_fn((model.apply, variables))(x, target)
     expected = mlp_gradients(hidden["kernel"], hidden["bias"], out["kernel"], x, target)
     np.testing.assert_allclose(gradients, expected, atol=1e-5)
     outputs = h.adapter.predict_fn(model.apply, params=variables)(x)
     expected = mlp_outputs(hidden["kernel"], hidden["bias"], out["kernel"], out["bias"], x)
     np.testing.assert_allclose(outputs, expected, atol=1e-5)
+    assert h.adapter.weight_layers((model.apply, variables)) == ["params/hidden", "params/out"]
 
 
-def test_flax_nnx_model_plugs_in(h):
+def test_flax_nnx_model_plugs_in(h, jax):
     nnx = require("flax.nnx")
 
     class MLP(nnx.Module):
@@ -460,9 +329,15 @@ def test_flax_nnx_model_plugs_in(h):
     np.testing.assert_allclose(gradients, mlp_gradients(w1, b1, w2, x, target), atol=1e-5)
     outputs = h.adapter.predict_fn(apply_fn, params=state)(x)
     np.testing.assert_allclose(outputs, mlp_outputs(w1, b1, w2, b2, x), atol=1e-5)
-    # The nnx model itself is untouched.
+    # nnx Variables count as their arrays; a copy of the state merges back into a model
+    assert h.adapter.weight_layers(state) == ["hidden", "out"]
+    copy = nnx.merge(graphdef, h.adapter.copy_with_weights(state, reinitialise, layers="out",
+                                                           seed=0))
+    np.testing.assert_array_equal(np.asarray(copy.hidden.kernel[...]), w1)
+    assert not np.array_equal(np.asarray(copy.out.kernel[...]), w2)
+    # the nnx model itself is untouched
     np.testing.assert_array_equal(np.asarray(model.hidden.kernel[...]), w1)
-    np.testing.assert_array_equal(np.asarray(model.out.bias[...]), b2)
+    np.testing.assert_array_equal(np.asarray(model.out.kernel[...]), w2)
 
 
 # --- packaging -----------------------------------------------------------------------

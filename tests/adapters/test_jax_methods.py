@@ -1,9 +1,11 @@
-"""Guided backpropagation, deconvnet and Grad-CAM layer callbacks of ``adapters.jax``.
+"""The jaxpr rewrite behind JAX's ReLU rules, and Grad-CAM layers as split models.
 
 ReLU rules are checked against backward passes written out by hand in numpy on a tiny
-network ``x -> W1 -> ReLU -> W2 -> scores``; layer callbacks against the numpy reference
-network (``tests/adapters/reference.py``) and closed forms. Trace counts are taken with a
-counter inside the traced function (its Python body runs only when JAX traces it).
+network ``x -> W1 -> ReLU -> W2 -> scores``, for every way a JAX model may call
+:func:`jax.nn.relu`; layer callbacks ``(features_fn, head_fn)`` against the numpy reference
+network (``tests/adapters/reference.py``) and closed forms. How the rules and Grad-CAM agree
+with the other frameworks is tested in ``test_agreement_methods.py``; the shared checks of
+``relu_rule`` in ``test_contract.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 
-from saliency_core import grad_cam, grad_cam_plus_plus
+from saliency_core import grad_cam
 from tests.adapters import reference
 from tests.adapters.harness import load_harness
 from tests.conftest import require
@@ -216,12 +218,6 @@ def test_every_kind_of_relu_follows_the_rule(h, jax, jnp, kind):
                                    err_msg=f"{kind}, relu_rule={rule}")
 
 
-def test_harness_passes_relu_rule_through(h):
-    handle = h.linear_model(W1)  # no ReLU: a rule is refused rather than ignored
-    with pytest.raises(ValueError, match="jax.nn.relu"):
-        h.gradient_fn(handle, relu_rule="guided")(X, np.zeros(3, int))
-
-
 def test_several_relus_in_a_row(h, jax, jnp):
     """Two ReLU layers: the rule applies at each, the second one's output feeding the first."""
     w_mid = np.array([[0.9, -0.4, 0.2, 0.5, -0.3], [-0.6, 0.8, -0.1, 0.4, 0.7],
@@ -255,22 +251,6 @@ def test_other_relu_forms_are_refused_not_ignored(h, jax, jnp):
         fn = h.adapter.gradient_fn(apply, params=_params(jnp), relu_rule="deconvnet")
         with pytest.raises(ValueError, match="jax.nn.relu"):
             fn(X, TARGET)
-
-
-def test_unknown_rule_lists_the_choices(h):
-    apply_fn, params = _plain(*_modules())
-    for bad in ("guided_backprop", "Guided"):
-        with pytest.raises(ValueError, match="None, 'guided', 'deconvnet'"):
-            h.adapter.gradient_fn(apply_fn, params=params, relu_rule=bad)
-    with pytest.raises(TypeError, match="None, 'guided' or 'deconvnet', got int"):
-        h.adapter.gradient_fn(apply_fn, params=params, relu_rule=3)
-
-
-def _modules():
-    import jax
-    import jax.numpy as jnp
-
-    return jax, jnp
 
 
 # --- forward values and the model are left alone -----------------------------------------
@@ -309,18 +289,14 @@ def test_forward_values_reach_the_objective_unchanged(h, jax, jnp):
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_model_unchanged_after_rules_and_failures(h, jax, jnp, weights):
-    handle = h.reference_model(weights)
-    apply_fn, params = handle
+def test_model_unchanged_after_rules_and_failures(h, jax, jnp):
+    """Nothing is patched: the params, jax.nn.relu and plain callbacks stay as they were."""
+    handle = _plain(jax, jnp)
     before = h.snapshot(handle)
-    x = reference.make_inputs(2)
-    target = np.array([1, 2])
     plain = h.gradient_fn(handle)  # made before any rule is used
-    expected = plain(x, target)
     relu_before = jax.nn.relu
-
-    guided = h.gradient_fn(handle, relu_rule="guided")(x, target)
-    h.gradient_fn(handle, relu_rule="deconvnet")(x, target)
+    guided = h.gradient_fn(handle, relu_rule="guided")(X, TARGET)
+    h.gradient_fn(handle, relu_rule="deconvnet")(X, TARGET)
 
     def failing_objective(output, target):
         raise RuntimeError("objective failed")
@@ -334,22 +310,19 @@ def test_model_unchanged_after_rules_and_failures(h, jax, jnp, weights):
         return hidden  # pragma: no cover
 
     with pytest.raises(RuntimeError, match="objective failed"):
-        h.gradient_fn(handle, objective=failing_objective, relu_rule="guided")(x, None)
+        h.gradient_fn(handle, objective=failing_objective, relu_rule="guided")(X, None)
     with pytest.raises(RuntimeError, match="model failed"):
-        h.adapter.gradient_fn(failing_model, params=params, relu_rule="guided")(x, None)
-    with pytest.raises(ValueError, match=r"\[0, 9\]"):
-        h.gradient_fn(handle, relu_rule="guided")(x, np.array([1, 10]))
+        h.adapter.gradient_fn(failing_model, params=handle[1], relu_rule="guided")(X, None)
     assert calls["n"] == 1
 
     np.testing.assert_equal(h.snapshot(handle), before)
     assert jax.nn.relu is relu_before
     # jax.nn.relu still has its plain derivative: a negative gradient passes where x > 0
     assert float(jax.grad(lambda z: -jax.nn.relu(z))(1.0)) == -1.0
-    # the callback made before, and a new plain one, still give the plain gradient (which
-    # test_jax.py checks against finite differences), not the guided one
-    np.testing.assert_array_equal(plain(x, target), expected)
-    np.testing.assert_array_equal(h.gradient_fn(handle)(x, target), expected)
-    assert not np.allclose(guided, expected)
+    # the callback made before, and a new plain one, still give the plain gradient
+    for fn in (plain, h.gradient_fn(handle)):
+        np.testing.assert_allclose(fn(X, TARGET), hand_gradients(None), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(guided, hand_gradients("guided"), rtol=1e-5, atol=1e-6)
 
 
 def test_plain_and_guided_callbacks_of_one_model_run_concurrently(h, jax, jnp):
@@ -378,6 +351,7 @@ def test_plain_and_guided_callbacks_of_one_model_run_concurrently(h, jax, jnp):
 
 
 def test_a_rule_traces_once_for_many_chunks(h, jax, jnp):
+    """The rewrite runs when the program is traced, once, and costs nothing per call."""
     count = {"traces": 0}
 
     def apply_fn(p, x):
@@ -391,18 +365,19 @@ def test_a_rule_traces_once_for_many_chunks(h, jax, jnp):
         target = rng.integers(0, 3, size=rows)
         np.testing.assert_allclose(fn(x, target), hand_gradients("guided", x, target),
                                    rtol=1e-5, atol=1e-6)
-    assert count["traces"] == 1
+    assert count["traces"] == fn.trace_count == 1
 
 
-def test_guided_reference_network_runs_in_low_precision(h, weights):
-    x = reference.make_inputs(2)
-    target = np.array([0, 9])
-    full = h.gradient_fn(h.reference_model(weights), relu_rule="guided")(x, target)
-    low = h.gradient_fn(h.reference_model(weights, dtype="bfloat16"), relu_rule="guided")(
-        x, target)
-    assert low.dtype == np.float32
-    assert np.linalg.norm(low - full) <= 0.15 * np.linalg.norm(full)
-    assert not np.allclose(full, h.gradient_fn(h.reference_model(weights))(x, target))
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_rules_run_in_low_precision(h, jax, jnp, dtype):
+    """The rewriter finds the ReLUs of a half-precision model; maps come back float32."""
+    apply_fn, params = _plain(jax, jnp)
+    low = (apply_fn, jax.tree.map(lambda w: w.astype(dtype), params))
+    for rule in ("guided", "deconvnet"):
+        gradients = h.gradient_fn(low, relu_rule=rule)(X, TARGET)
+        assert gradients.dtype == np.float32
+        expected = hand_gradients(rule)
+        np.testing.assert_allclose(gradients, expected, atol=2e-2 * np.abs(expected).max())
 
 
 # --- layer callbacks for Grad-CAM --------------------------------------------------------
@@ -464,26 +439,6 @@ def test_c1_layer_gradients_match_finite_differences(h, weights):
         assert abs(flat[index] - fd[0]) <= 1e-4 * np.abs(flat).max(), index
 
 
-def test_grad_cam_on_the_reference_network(h, weights):
-    x = reference.make_inputs(5)
-    target = np.array([0, 1, 2, 3, 4])
-    handle = h.reference_model(weights)
-    fn = h.layer_fn(handle, "block")
-    maps = grad_cam(fn, x, target, channel_axis=h.LAYER_CHANNEL_AXIS, batch_size=4)
-    assert maps.shape == (5, 16, 16) and maps.dtype == np.float32
-    assert (maps >= 0).all() and maps.max() > 0
-    # the same map from the numpy block and the closed-form gradients
-    _, block = numpy_layers(weights, x)
-    channel_weights = weights["fc_w"][:, target].T / 16  # mean of a constant gradient
-    cam = np.maximum(np.einsum("nhwc,nc->nhw", block, channel_weights), 0)
-    from saliency_core import resize_linear
-
-    np.testing.assert_allclose(maps, resize_linear(cam, (16, 16)), rtol=1e-4,
-                               atol=1e-5 * cam.max())
-    plus = grad_cam_plus_plus(fn, x, target, channel_axis=-1, batch_size=4)
-    assert plus.shape == (5, 16, 16) and (plus >= 0).all()
-
-
 def test_layer_fn_traces_once_over_chunks(h, weights):
     count = {"traces": 0}
 
@@ -491,8 +446,8 @@ def test_layer_fn_traces_once_over_chunks(h, weights):
         count["traces"] += 1
         return h.block_features(params, x)
 
-    _, params = h.reference_model(weights)
-    fn = h.adapter.layer_fn(features, h.block_head, params=params)
+    handle = h.reference_model(weights)
+    fn = h.adapter.layer_fn(handle, (features, h.block_head))
     x = reference.make_inputs(11)
     maps = grad_cam(fn, x, 7, batch_size=4)  # chunks of 4, 4, 3 (padded to 4)
     assert maps.shape == (11, 16, 16)
@@ -500,32 +455,26 @@ def test_layer_fn_traces_once_over_chunks(h, weights):
     first = fn(x[:4], np.full(4, 7))[0]
     last = fn(x[:1], np.array([7]))[0]
     np.testing.assert_allclose(last, first[:1], rtol=1e-6, atol=1e-7)
-    assert count["traces"] == 1
+    assert count["traces"] == fn.trace_count == 1
 
 
 def test_dense_layer_is_refused(h, weights):
-    _, params = h.reference_model(weights)
-
     def pooled(params, x):
         return h.block_features(params, x).mean(axis=(1, 2))
 
     def dense(params, features):
-        return features @ params["fc_w"] + params["fc_b"]
+        return features @ params["fc"]["w"] + params["fc"]["b"]
 
-    fn = h.adapter.layer_fn(pooled, dense, params=params)
+    fn = h.adapter.layer_fn(h.reference_model(weights), (pooled, dense))
     with pytest.raises(ValueError, match=r"spatial axes.*\(2, 16\)"):
         fn(reference.make_inputs(2), np.array([0, 1]))
 
 
 def test_layer_fn_targets_and_objectives(h, jnp, weights):
+    """Scores are taken from ``head_fn``'s output: by target, or by an objective."""
     handle = h.reference_model(weights)
     x = reference.make_inputs(2)
-    fn = h.layer_fn(handle, "block")
-    with pytest.raises(ValueError, match="target"):
-        fn(x, None)
-    with pytest.raises(ValueError, match=r"\[0, 9\]"):
-        fn(x, np.array([0, 10]))
-    _, by_int = fn(x, 5)
+    _, by_int = h.layer_fn(handle, "block")(x, 5)
     np.testing.assert_allclose(by_int[:, 0, 0, :], np.tile(weights["fc_w"][:, 5] / 16, (2, 1)),
                                rtol=1e-6)
 
@@ -537,12 +486,11 @@ def test_layer_fn_targets_and_objectives(h, jnp, weights):
     np.testing.assert_allclose(gradients[:, 2, 3, :], np.tile(expected, (2, 1)), rtol=1e-5)
 
 
-def test_layer_fn_leaves_the_model_alone_and_handles_edge_cases(h, weights):
+def test_layer_fn_leaves_the_model_alone_and_refuses_bad_layers(h, weights):
     handle = h.reference_model(weights)
     before = h.snapshot(handle)
-    fn = h.layer_fn(handle, "block")
-    activations, gradients = fn(reference.make_inputs(2)[:0], np.zeros(0, int))
-    assert activations.shape == gradients.shape == (0, 4, 4, 16)
+    with pytest.raises(ValueError, match="no empty axis"):  # zero rows: refused, not run
+        h.layer_fn(handle, "block")(reference.make_inputs(2)[:0], np.zeros(0, int))
 
     def failing(output, target):
         raise RuntimeError("objective failed")
@@ -550,10 +498,14 @@ def test_layer_fn_leaves_the_model_alone_and_handles_edge_cases(h, weights):
     with pytest.raises(RuntimeError, match="objective failed"):
         h.layer_fn(handle, "block", objective=failing)(reference.make_inputs(2), None)
     np.testing.assert_equal(h.snapshot(handle), before)
-    with pytest.raises(ValueError, match="close matches: 'block'"):
+    with pytest.raises(ValueError, match="close matches: 'block'"):  # the harness's names
         h.layer_fn(handle, "blok")
-    with pytest.raises(TypeError, match="head_fn"):
-        h.adapter.layer_fn(h.block_features, "head", params=handle[1])
+    with pytest.raises(TypeError, match="expected head_fn to be callable, got str"):
+        h.adapter.layer_fn(handle, (h.block_features, "head"))
+    with pytest.raises(ValueError, match="pair, got the str 'block': a JAX model has no named"):
+        h.adapter.layer_fn(handle, "block")
+    with pytest.raises(TypeError, match=r"\(features_fn, head_fn\) pair, got function"):
+        h.adapter.layer_fn(handle, h.block_features)
 
 
 def test_low_precision_layer_fn_gives_float32(h, weights):

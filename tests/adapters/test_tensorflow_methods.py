@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from saliency_core import grad_cam, grad_cam_plus_plus, resize_linear
+from saliency_core import grad_cam, resize_linear
 from tests.adapters import reference
 from tests.adapters.harness import load_harness
 from tests.conftest import require
@@ -178,35 +178,6 @@ def test_every_kind_of_relu_gets_the_rule(h, tf, keras, kind):
         )
 
 
-def test_conv2d_relu_gets_the_rule(h, keras):
-    """A 1x1 ``Conv2D(activation="relu")``, pooled: the rule at each of the 4 pixels."""
-    image = keras.Input((2, 2, 3))
-    conv = keras.layers.Conv2D(4, 1, activation="relu", use_bias=False)
-    pooled = keras.layers.GlobalAveragePooling2D()(conv(image))
-    dense = keras.layers.Dense(2, use_bias=False)
-    model = keras.Model(image, dense(pooled))
-    conv.set_weights([W1[None, None]])
-    dense.set_weights([W2])
-    x = np.random.default_rng(3).standard_normal((4, 2, 2, 3)).astype(np.float32)
-    target = np.array([0, 1, 1, 0])
-    upstream = W2[:, target].T[:, None, None, :]
-    for rule in ("guided", "deconvnet"):
-        maps = h.gradient_fn(model, relu_rule=rule)(x, target)
-        expected = hand_backward(x, upstream, rule, scale=0.25)
-        np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6, err_msg=rule)
-
-
-def test_unknown_rule_lists_the_choices(h, keras):
-    model = _dense_pair(keras, [keras.layers.Dense(4, activation="relu", use_bias=False)])
-    for bad in ("guide", "Guided"):
-        with pytest.raises(ValueError, match="None, 'guided', 'deconvnet'") as raised:
-            h.gradient_fn(model, relu_rule=bad)
-        assert repr(bad) in str(raised.value)
-    with pytest.raises(TypeError, match="None, 'guided' or 'deconvnet', got int"):
-        h.gradient_fn(model, relu_rule=1)
-    assert h.adapter.RELU_RULES == ("guided", "deconvnet")
-
-
 def test_relus_out_of_reach_are_refused(h, tf):
     """ReLUs in a nested tf.function or tf.cond would keep their plain backward pass."""
     w1, w2 = tf.constant(W1), tf.constant(W2)
@@ -247,28 +218,6 @@ def test_relus_of_the_objective_stay_plain(h, tf, keras):
     np.testing.assert_allclose(fn(X, None), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_a_model_without_relus_is_refused_and_stays_usable(h):
-    w = np.random.default_rng(4).standard_normal((3, 2)).astype(np.float32)
-    model = h.linear_model(w)
-    for rule in ("guided", "deconvnet"):
-        with pytest.raises(ValueError, match=f"relu_rule='{rule}' met no ReLU"):
-            h.gradient_fn(model, relu_rule=rule)(X, TARGET)
-    np.testing.assert_allclose(h.gradient_fn(model)(X, TARGET), w[:, TARGET].T, rtol=1e-6)
-
-
-def test_reference_model_guided_and_deconvnet(h, ref_model, images):
-    """Rules on the reference network: one trace for all chunks, maps unlike the plain one."""
-    target = np.array([0, 3, 5, 9, 1])
-    plain = h.gradient_fn(ref_model)(images, target)
-    fn = h.gradient_fn(ref_model, relu_rule="guided")
-    maps = fn(images, target)
-    assert maps.shape == images.shape and maps.dtype == np.float32
-    assert np.abs(maps - plain).max() > 0.1 * np.abs(plain).max()
-    chunks = np.concatenate([fn(images[:2], target[:2]), fn(images[2:], target[2:])])
-    np.testing.assert_allclose(chunks, maps, rtol=1e-5, atol=1e-7)
-    assert fn.trace_count == 1
-
-
 # --- the model is left as it was --------------------------------------------------------
 
 
@@ -281,6 +230,9 @@ def test_model_and_plain_callbacks_unchanged_after_rules_and_errors(h, tf, ref_m
 
     guided_fn = h.gradient_fn(ref_model, relu_rule="guided")
     guided = guided_fn(images, target)
+    chunks = np.concatenate([guided_fn(images[:2], target[:2]), guided_fn(images[2:], target[2:])])
+    np.testing.assert_allclose(chunks, guided, rtol=1e-5, atol=1e-7)
+    assert guided_fn.trace_count == 1  # the rule is set once, on the one trace
 
     def failing(output, target):  # raises after the rule is set on the model's ReLUs
         raise RuntimeError("objective failed on purpose")
@@ -301,7 +253,7 @@ def test_model_and_plain_callbacks_unchanged_after_rules_and_errors(h, tf, ref_m
     np.testing.assert_equal(h.snapshot(ref_model), before)
     for fn in (made_before, made_before_unused, h.gradient_fn(ref_model)):
         np.testing.assert_array_equal(fn(images, target), plain)
-    assert np.abs(guided - plain).max() > 0
+    assert np.abs(guided - plain).max() > 0.1 * np.abs(plain).max()
     # interleaved: a guided callback and a plain one of the same model, call after call
     for _ in range(2):
         np.testing.assert_array_equal(guided_fn(images, target), guided)
@@ -325,23 +277,22 @@ def _block_from_c1(p, c1):
     return np.maximum(r + reference.conv2d(pooled, p["sc_w"], p["sc_b"], 2, 0), 0)
 
 
-def test_harness_interface(h, ref_model, images):
-    assert h.LAYER_CHANNEL_AXIS == -1
-    block, c1 = h.layer_fn(ref_model, "block"), h.layer_fn(ref_model, "c1")
-    assert [a.shape for a in block(images, 0)] == [(5, 4, 4, 16)] * 2
-    assert [a.shape for a in c1(images, 0)] == [(5, 16, 16, 8)] * 2
-    assert {"layer_fn", "gradient_fn", "RELU_RULES"} <= set(h.adapter.__all__)
-
-
 def test_block_activations_and_closed_form_gradients(h, ref_model, weights, images):
     """After the block: global average pool then dense, so d score / d A = w[:, t] / 16."""
     target = np.array([0, 4, 9, 9, 2])
-    activations, gradients = h.layer_fn(ref_model, "block")(images, target)
+    layer = h.layer_fn(ref_model, "block")
+    activations, gradients = layer(images, target)
     assert activations.dtype == gradients.dtype == np.float32
     _, block = numpy_layers(weights, images)
     np.testing.assert_allclose(activations, block, rtol=1e-5, atol=1e-5)
     expected = np.broadcast_to(weights["fc_w"][:, target].T[:, None, None, :] / 16, block.shape)
     np.testing.assert_allclose(gradients, expected, rtol=1e-6, atol=1e-8)
+    # Grad-CAM in chunks of 2, 2, 1, and a float64 batch: the same one trace
+    maps = grad_cam(layer, images.astype(np.float64), target, channel_axis=-1, batch_size=2)
+    channel_weights = weights["fc_w"][:, target].T[:, None, None, :] / 16
+    cams = resize_linear(np.maximum((block * channel_weights).sum(axis=-1), 0), (16, 16))
+    np.testing.assert_allclose(maps, cams, rtol=1e-4, atol=1e-5 * cams.max())
+    assert layer.trace_count == 1
 
 
 def test_c1_gradients_match_finite_differences_of_the_head(h, ref_model, weights, images):
@@ -367,33 +318,11 @@ def test_c1_gradients_match_finite_differences_of_the_head(h, ref_model, weights
     assert np.count_nonzero(gradients) > 0.1 * gradients.size
 
 
-def test_grad_cam_on_the_reference_model(h, ref_model, weights, images):
-    target = np.array([1, 1, 3, 8, 5])
-    layer = h.layer_fn(ref_model, "block")
-    maps = grad_cam(layer, images, target, channel_axis=h.LAYER_CHANNEL_AXIS, batch_size=2)
-    assert maps.shape == (5, 16, 16) and maps.dtype == np.float32
-    assert (maps >= 0).all() and maps.max() > 0
-    _, block = numpy_layers(weights, images)
-    channel_weights = weights["fc_w"][:, target].T[:, None, None, :] / 16
-    expected = resize_linear(np.maximum((block * channel_weights).sum(axis=-1), 0), (16, 16))
-    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * expected.max())
-    plus = grad_cam_plus_plus(layer, images, target)
-    assert plus.shape == (5, 16, 16) and (plus >= 0).all()
-    assert layer.trace_count == 1  # chunks of 2, 2, 1 and a second method: one trace
-
-
-def test_one_trace_per_input_shape(h, ref_model, images):
-    fn = h.layer_fn(ref_model, "block")
-    for size in (4, 4, 2, 1):
-        fn(images[:size], np.zeros(size, int))
-    fn(images[:3].astype(np.float64), np.array([1, 2, 3]))
-    assert fn.trace_count == 1
-
-
 def test_bad_layer_names_list_close_matches(h, ref_model):
     with pytest.raises(ValueError, match=r"no layer named 'c_3'; close matches: .*'c3'"):
         h.adapter.layer_fn(ref_model, "c_3")
-    with pytest.raises(ValueError, match=r"no layer named 'zzz'; the model's layers are .*'fc'"):
+    with pytest.raises(ValueError, match=r"no layer named 'zzz'; no close match; the layers are "
+                                         r"'image', 'c1_pad'"):
         h.adapter.layer_fn(ref_model, "zzz")
     with pytest.raises(TypeError, match="layer name"):
         h.adapter.layer_fn(ref_model, 3)

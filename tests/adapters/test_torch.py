@@ -117,17 +117,6 @@ def test_rows_are_independent(images, model):
 # --------------------------------------------------------------------------- targets
 
 
-def test_linear_gradients_are_weight_columns(w, x_flat):
-    target = np.array([2, 0, 3])
-    grads = adapter.gradient_fn(h.linear_model(w))(x_flat, target)
-    np.testing.assert_allclose(grads, w[:, target].T, rtol=1e-6, atol=1e-6)
-
-
-def test_integer_target_applies_to_every_row(w, x_flat):
-    grads = adapter.gradient_fn(h.linear_model(w))(x_flat, np.int64(1))
-    np.testing.assert_allclose(grads, np.tile(w[:, 1], (3, 1)), rtol=1e-6)
-
-
 @pytest.mark.parametrize("column", [False, True], ids=["(k,)", "(k,1)"])
 def test_scalar_model_with_target_none(x_flat, column):
     v = np.arange(1.0, D + 1, dtype=np.float32)
@@ -137,22 +126,6 @@ def test_scalar_model_with_target_none(x_flat, column):
 
 
 # target None on (k, C) and out-of-range targets: tests/adapters/test_contract.py
-
-
-def test_target_of_wrong_type_or_shape(w, x_flat):
-    fn = adapter.gradient_fn(h.linear_model(w))
-    with pytest.raises(TypeError, match="integer targets"):
-        fn(x_flat, np.array([0.0, 1.0, 2.0]))
-    with pytest.raises(ValueError, match=r"shape \(3,\)"):
-        fn(x_flat, np.array([0, 1]))
-
-
-def test_bad_x_is_refused(w):
-    fn = adapter.gradient_fn(h.linear_model(w))
-    with pytest.raises(TypeError, match="numpy array"):
-        fn(torch.zeros(2, D), np.array([0, 0]))
-    with pytest.raises(TypeError, match="real numeric"):
-        fn(np.array([["a"] * D]), np.array([0]))
 
 
 def test_non_tensor_output_needs_an_objective(w, x_flat):
@@ -165,23 +138,15 @@ def test_non_tensor_output_needs_an_objective(w, x_flat):
             return self.linear(x), x.sum()
 
     pair = Pair().eval()
-    with pytest.raises(TypeError, match=r"torch\.Tensor, got tuple"):
+    with pytest.raises(TypeError, match=r"one array \(a tensor\), got tuple"):
         adapter.gradient_fn(pair)(x_flat, np.array([0, 1, 2]))
-    with pytest.raises(TypeError, match=r"torch\.Tensor, got tuple"):
+    with pytest.raises(TypeError, match=r"one array \(a tensor\), got tuple"):
         adapter.predict_fn(pair)(x_flat)
     pick = adapter.gradient_fn(pair, objective=lambda out, t: out[0][torch.arange(3), t])
     np.testing.assert_allclose(pick(x_flat, np.array([0, 1, 2])), w[:, [0, 1, 2]].T, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- objective
-
-
-def test_square_sum_objective_closed_form(w, x_flat):
-    fn = adapter.gradient_fn(h.linear_model(w), objective=h.square_sum_objective())
-    expected = 2 * (x_flat @ w) @ w.T  # d/dx sum_c (x w)_c^2
-    np.testing.assert_allclose(fn(x_flat, None), expected, rtol=1e-5, atol=1e-5)
-    # the target goes to the objective as is (here ignored): same map
-    np.testing.assert_allclose(fn(x_flat, np.array([0, 9, 99])), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_objective_receives_target_as_native_tensor(w, x_flat):
@@ -197,16 +162,6 @@ def test_objective_receives_target_as_native_tensor(w, x_flat):
     assert seen[0] is None
     assert isinstance(seen[1], torch.Tensor) and seen[1].dtype == torch.int64
     assert seen[1].tolist() == [1, 50, -2]
-
-
-def test_objective_must_return_one_score_per_row(w, x_flat):
-    model = h.linear_model(w)
-    with pytest.raises(ValueError, match=r"one score per row, shape \(3,\)"):
-        adapter.gradient_fn(model, objective=lambda out, t: out)(x_flat, None)
-    with pytest.raises(TypeError, match="torch.Tensor, got ndarray"):
-        adapter.gradient_fn(model, objective=lambda out, t: np.zeros(3))(x_flat, None)
-    with pytest.raises(TypeError, match="callable"):
-        adapter.gradient_fn(model, objective="sum")
 
 
 def test_segmentation_objective_sums_over_a_mask():
@@ -237,16 +192,6 @@ def test_scores_without_graph_are_refused(w, x_flat):
 
 
 # --------------------------------------------------------------------------- model state
-
-
-def test_model_unchanged_after_calls(images, model):
-    before = h.snapshot(model)
-    adapter.gradient_fn(model)(h.to_native(images), np.array([1, 2]))
-    adapter.gradient_fn(model, objective=h.square_sum_objective())(h.to_native(images), None)
-    adapter.predict_fn(model)(h.to_native(images))
-    after = h.snapshot(model)
-    assert_same_state(before, after)
-    assert all(p.grad is None for p in model.parameters())
 
 
 def test_model_unchanged_after_objective_error(images, model):
@@ -343,15 +288,6 @@ def test_plain_function_device_and_dtype_options(x_flat):
     grads = adapter.gradient_fn(model, device="cpu", dtype="float64")(x_flat, None)
     assert seen == [("cpu", torch.float64)] and grads.dtype == np.float64
     np.testing.assert_allclose(grads, 2 * x_flat.astype(np.float64), rtol=1e-12)
-
-
-def test_bad_options_are_refused(w):
-    with pytest.raises(TypeError, match="model to be callable"):
-        adapter.gradient_fn(w)
-    with pytest.raises(TypeError, match="floating torch dtype"):
-        adapter.gradient_fn(h.linear_model(w), dtype="int32")
-    with pytest.raises(ValueError, match="torch device"):
-        adapter.predict_fn(h.linear_model(w), device="not-a-device")
 
 
 def test_works_inside_no_grad_and_inference_mode(w, x_flat):
@@ -464,3 +400,28 @@ def test_cuda_maps_equal_cpu_maps(weights, images):
     outputs = adapter.predict_fn(model)(x)
     assert relative_error(outputs, reference.forward(weights, images)) < 1e-4
     assert_same_state(before, h.snapshot(model))
+
+
+def test_models_that_normalise_in_place_never_write_into_the_callers_x(w):
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = h.linear_model(w)
+
+        def forward(self, x):
+            x -= 0.5  # a normalisation written in place
+            return self.linear(x)
+
+    model = InPlace().eval()
+    x = np.random.default_rng(6).standard_normal((3, D)).astype(np.float32)
+    before = x.copy()
+    adapter.predict_fn(model)(x)
+    adapter.predict_fn(model, dtype="float32", device="cpu")(x)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_tensors_that_require_grad_are_taken(w, x_flat):
+    fn = adapter.gradient_fn(h.linear_model(w))
+    tensor = torch.tensor(x_flat, requires_grad=True)
+    np.testing.assert_allclose(fn(tensor, np.array([0, 1, 2])), w[:, [0, 1, 2]].T, rtol=1e-6)
+    assert tensor.grad is None

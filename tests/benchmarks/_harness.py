@@ -391,7 +391,7 @@ PROFILE_ROWS = {
         ("  tensor -> numpy (_to_numpy)", "adapters/torch.py", "_to_numpy"),
     ],
     "tensorflow": [
-        ("adapter call", "adapters/tensorflow.py", "__call__"),
+        ("adapter call", "adapters/tensorflow.py", "gradients"),
         (
             "  numpy -> tensor (convert_to_eager_tensor)",
             "tensorflow/python/framework/constant_op.py",

@@ -30,3 +30,10 @@ def broken():
 
 def not_a_model():
     return "a string"
+
+
+def digits_torch():
+    """The shipped digits model as a PyTorch module."""
+    from adapters import demo
+
+    return demo.build("torch")

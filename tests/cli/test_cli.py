@@ -1,4 +1,4 @@
-"""The ``saliency`` command through ``main(argv)`` and once through the console script."""
+"""The ``saliency`` command through ``main(argv)``, the console script and ``python -m``."""
 
 from __future__ import annotations
 
@@ -12,14 +12,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adapters.cli import METHODS, main
+from adapters import demo
+from adapters.cli import main
+from adapters.cli.demo import FIGURES, make_scene, sample_sizes, vanilla_vs_smoothgrad
 from tests.conftest import require
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 DEMO_FIGURES = {
     "vanilla_vs_smoothgrad.png", "noise_levels.png", "sample_sizes.png",
     "visualization_techniques.png", "combined_methods.png", "discriminativity.png",
     "cam_methods.png",
 }
+FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "jax", "flax")
 
 
 def not_blank(path: Path) -> bool:
@@ -36,7 +41,7 @@ def demo_run(tmp_path_factory):
 
 
 def test_demo_writes_every_figure(demo_run, capsys):
-    assert {p.name for p in demo_run.iterdir()} == DEMO_FIGURES
+    assert {p.name for p in demo_run.iterdir()} == DEMO_FIGURES == {f[0] for f in FIGURES}
     for name in DEMO_FIGURES:
         assert not_blank(demo_run / name), name
     # a grid of 4 digits x (input + 6 noise levels), 96-pixel cells plus labels
@@ -45,11 +50,16 @@ def test_demo_writes_every_figure(demo_run, capsys):
     assert not list(demo_run.parent.glob(".figures-partial-*"))
 
 
-def test_demo_is_seeded(demo_run, tmp_path):
-    again = tmp_path / "again"
-    assert main(["demo", "--framework", "torch", "--out", str(again), "--seed", "1"]) == 0
-    first = np.asarray(Image.open(demo_run / "sample_sizes.png"))
-    np.testing.assert_array_equal(np.asarray(Image.open(again / "sample_sizes.png")), first)
+def test_demo_is_seeded_and_writes_what_each_figure_function_draws(demo_run):
+    """A fresh scene with the run's seed draws the saved figures pixel for pixel."""
+    scene = make_scene(demo.model("torch"), seed=1)
+    for name, figure in (("vanilla_vs_smoothgrad.png", vanilla_vs_smoothgrad),
+                         ("sample_sizes.png", sample_sizes)):
+        saved = np.asarray(Image.open(demo_run / name).convert("RGB"))
+        np.testing.assert_array_equal(np.asarray(figure(scene).convert("RGB")), saved)
+    other = make_scene(scene.model, seed=2)
+    np.testing.assert_array_equal(other.vanilla, scene.vanilla)
+    assert not np.allclose(other.smooth, scene.smooth)
 
 
 def write_png(path: Path, size=(12, 10), seed=0) -> Path:
@@ -74,6 +84,17 @@ def test_explain_torch_module_spec(tmp_path, capsys, method):
         assert heat.size == (10, 12)
         assert Image.open(out / f"im{i}_{method}_overlay.png").size == (10, 12)
     assert "class 3" in capsys.readouterr().out
+
+
+def test_explain_grad_cam_at_a_named_layer(tmp_path, capsys):
+    require("torch")
+    image = write_png(tmp_path / "im.png")
+    out = tmp_path / "out"
+    assert main(["explain", "--model", "tests.cli.cli_models:tiny_torch", "--input", str(image),
+                 "--method", "grad-cam++", "--layer", "1", "--out", str(out)]) == 0
+    raw = np.load(out / "im_grad-cam++.npy")
+    assert raw.shape == (12, 10) and (raw >= 0).all()
+    assert "im.png: Grad-CAM++ of class" in capsys.readouterr().out
 
 
 def test_explain_keras_torchscript_and_exported_files_give_the_same_map(tmp_path):
@@ -142,7 +163,12 @@ def test_explain_jax_pair_with_predicted_class(tmp_path, capsys):
         (["explain", "--model", "model.onnx", "--input", "{image}"], "expected module:function"),
         (["explain", "--model", "missing.keras", "--input", "{image}"], "no such file"),
         (["explain", "--model", "tests.cli.cli_models:tiny_torch", "--input", "{image}",
-          "--method", "grad-cam"], "needs --layer"),
+          "--method", "grad-cam"], "Grad-CAM needs --layer"),
+        # refused before the model is built (this one raises when called)
+        (["explain", "--model", "tests.cli.cli_models:broken", "--input", "{image}",
+          "--method", "smooth-grad-cam++"], "Smooth Grad-CAM++ needs --layer NAME"),
+        (["explain", "--model", "tests.cli.cli_models:tiny_torch", "--input", "{image}",
+          "--n-samples", "0"], "--n-samples: expected a positive integer, got 0"),
         (["demo", "--framework", "caffe"], "--framework: expected one of"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -163,8 +189,27 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert not list(tmp_path.glob(".out-partial-*"))
 
 
-def test_every_method_is_described():
-    assert all(isinstance(description, str) and description for description, _ in METHODS.values())
+def test_importing_the_command_imports_no_framework():
+    code = (
+        "import json, sys\n"
+        "import adapters.cli, adapters.cli.demo, adapters.cli.explain\n"
+        "adapters.cli.build_parser()\n"
+        f"print(json.dumps([m for m in {FRAMEWORK_MODULES!r} if m in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=REPOSITORY)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_dash_m_runs_the_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "demo", "--framework", "caffe"],
+        capture_output=True, text=True, cwd=REPOSITORY,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "saliency: error: --framework: expected one of torch, tensorflow, jax, got 'caffe'\n"
+    )
 
 
 def test_console_script(tmp_path):
@@ -179,7 +224,7 @@ def test_console_script(tmp_path):
     result = subprocess.run(
         [script, "explain", "--model", "tests.cli.cli_models:tiny_torch", "--input", str(image),
          "--n-samples", "2", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True, text=True, cwd=REPOSITORY,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "im_smoothgrad.npy").is_file()

@@ -15,8 +15,6 @@ import pytest
 from adapters import demo
 from tests.conftest import FRAMEWORKS, require
 
-_ADAPTERS = {"torch": "adapters.torch", "tensorflow": "adapters.tensorflow", "jax": "adapters.jax"}
-
 
 @functools.cache
 def _samples() -> tuple[np.ndarray, np.ndarray]:
@@ -35,27 +33,17 @@ def _model(framework: str):
 
 
 @functools.cache
+def _demo_model(framework: str):
+    """The network as :func:`adapters.demo.model` gives it: NHWC numpy in and out."""
+    require(framework)
+    return demo.model(framework)
+
+
+@functools.cache
 def _callbacks(framework: str):
-    """``(predict, gradient)`` taking and returning NHWC numpy arrays, via the adapters."""
-    model = _model(framework)
-    adapter = require(_ADAPTERS[framework])
-    if framework == "jax":
-        apply_fn, params = model
-        predict = adapter.predict_fn(apply_fn, params=params)
-        gradient = adapter.gradient_fn(apply_fn, params=params)
-        return predict, gradient
-    predict = adapter.predict_fn(model)
-    gradient = adapter.gradient_fn(model)
-    if framework == "torch":  # the torch model takes NCHW
-
-        def nchw(x):
-            return np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
-
-        def nhwc(x):
-            return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
-
-        return (lambda x: predict(nchw(x))), (lambda x, target: nhwc(gradient(nchw(x), target)))
-    return predict, gradient
+    """``(predict, gradient)`` taking and returning NHWC numpy arrays, through the backends."""
+    model = _demo_model(framework)
+    return model.predict_fn(), model.gradient_fn()
 
 
 @functools.cache
@@ -175,3 +163,31 @@ def test_jax_split_at_a_named_layer_reproduces_the_reference():
     assert _relative_error(logits, expected["fc"]).max() < 1e-5
     with pytest.raises(ValueError, match="expected a layer name"):
         _jax.apply_until(params, images, "conv4")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("layer", ["relu3", "pool2"])
+def test_model_reaches_a_named_layer_in_every_framework(framework, layer):
+    """The layer's activations are numpy's, and past relu3 come only the global average
+    pool and the dense layer, so there the gradient of logit t is ``fc_w[:, t] / 49``."""
+    images, labels = _samples()
+    images, labels = images[:3], labels[:3]
+    layer_fn, channel_axis = _demo_model(framework).layer_fn(layer)
+    activations, gradients = (np.moveaxis(np.asarray(a, dtype=np.float64), channel_axis, -1)
+                              for a in layer_fn(images, labels))
+    expected = demo.activations_numpy(demo.load_weights(), images)[layer]
+    assert activations.shape == gradients.shape == expected.shape
+    assert _relative_error(activations, expected).max() < 1e-5
+    if layer == "relu3":
+        fc_w = demo.load_weights()["fc_w"].astype(np.float64)
+        per_position = np.broadcast_to(fc_w[:, labels].T[:, None, None, :] / 49, expected.shape)
+        assert _relative_error(gradients, per_position).max() < 1e-5
+
+
+def test_jax_split_refuses_an_unknown_layer_at_once():
+    require("jax")
+    from adapters.demo import _jax
+
+    assert _jax.LAYER_SPLIT is _jax.split_at
+    with pytest.raises(ValueError, match="expected a layer name in .*got 'conv4'"):
+        _jax.split_at("conv4")

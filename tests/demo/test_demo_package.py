@@ -173,6 +173,7 @@ def test_prepare_digits_matches_torch_interpolate():
         (lambda w, x: demo.build("pytorch"), ValueError, "'pytorch'"),
         (lambda w, x: demo.build(0), TypeError, "str"),
         (lambda w, x: demo.build("jax", weights={}), ValueError, "conv1_w"),
+        (lambda w, x: demo.model("pytorch"), ValueError, "'pytorch'"),
     ],
 )
 def test_bad_input_is_refused_with_what_was_expected(weights, samples, call, error, message):
