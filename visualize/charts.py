@@ -83,6 +83,26 @@ def _check_series(
     return checked
 
 
+def _legend_corner(
+    lines: dict[str, tuple[np.ndarray, np.ndarray]],
+    px: object, py: object, box: tuple[float, float, float, float], size: tuple[float, float],
+) -> tuple[float, float]:
+    """The plot corner whose legend box would cover the fewest drawn points."""
+    left, top, right, bottom = box
+    width, height = size
+    corners = [(right - width - 4, top + 4), (right - width - 4, bottom - height - 4),
+               (left + 4, top + 4), (left + 4, bottom - height - 4)]
+    points = [(px(a), py(b)) for xs, ys in lines.values()  # type: ignore[operator]
+              for a, b in zip(xs, ys, strict=True) if np.isfinite(b)]
+
+    def covered(corner: tuple[float, float]) -> int:
+        x0, y0 = corner
+        return sum(x0 - 6 <= x <= x0 + width + 6 and y0 - 6 <= y <= y0 + height + 6
+                   for x, y in points)
+
+    return min(corners, key=covered)
+
+
 def line_chart(
     x: Sequence[float] | np.ndarray | None,
     series: Mapping[str, object],
@@ -199,7 +219,10 @@ def line_chart(
         ImageDraw.Draw(label).text((2, 0), ylabel, fill="black", font=font)
         rotated = label.rotate(90, expand=True)
         picture.paste(rotated, (2, int((top + bottom - rotated.height) / 2)))
-    for index, (name, (xs, ys)) in enumerate(lines.items()):
+    legend_width = max(draw.textlength(n, font=font) for n in lines) + 30
+    corner = _legend_corner(lines, px, py, (left, top, right, bottom),
+                            (legend_width, legend_height))
+    for index, (xs, ys) in enumerate(lines.values()):
         colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
         order = np.argsort(xs, kind="stable")
         points = [(px(a), py(b)) if np.isfinite(b) else None
@@ -214,11 +237,12 @@ def line_chart(
             run.append(point)
             draw.ellipse([point[0] - 2.5, point[1] - 2.5, point[0] + 2.5, point[1] + 2.5],
                          fill=colour)
-        y_legend = top + 4 + 12 * index
-        x_legend = right - 8 - max(draw.textlength(n, font=font) for n in lines) - 18
-        if index == 0:
-            draw.rectangle([x_legend - 4, top + 2, right - 4, top + legend_height],
-                           fill="white", outline=(200, 200, 200))
-        draw.line([x_legend, y_legend + 5, x_legend + 12, y_legend + 5], fill=colour, width=2)
-        draw.text((x_legend + 16, y_legend), name, fill="black", font=font)
+    x_box, y_box = corner
+    draw.rectangle([x_box, y_box, x_box + legend_width, y_box + legend_height], fill="white",
+                   outline=(200, 200, 200))
+    for index, name in enumerate(lines):
+        colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
+        y_legend = y_box + 2 + 12 * index
+        draw.line([x_box + 4, y_legend + 5, x_box + 16, y_legend + 5], fill=colour, width=2)
+        draw.text((x_box + 20, y_legend), name, fill="black", font=font)
     return picture

@@ -33,7 +33,7 @@ import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -107,10 +107,10 @@ def _magnitude(maps: np.ndarray) -> np.ndarray:
 def study(
     framework: str = "torch",
     *,
-    n_inputs: int = 10,
+    n_inputs: int = 20,
     noise_levels: Sequence[float] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5),
     sample_sizes: Sequence[int] = (1, 3, 10, 30, 100),
-    n_samples: int = 30,
+    n_samples: int = 50,
     steps: int = 16,
     stability_samples: int = 3,
     seed: int = 0,
@@ -156,8 +156,8 @@ def study(
 
     def measure(maps: np.ndarray, explain: Callable | None) -> dict[str, float]:
         shown = _magnitude(maps)
-        options = {"steps": steps, "score": "softmax", "batch_size": batch_size,
-                   "channel_axis": -1}
+        options: dict[str, Any] = {"steps": steps, "score": "softmax",
+                                   "batch_size": batch_size, "channel_axis": -1}
         values = {
             "deletion AUC": metrics.deletion(predict, x, shown, target, **options).auc,
             "insertion AUC": metrics.insertion(predict, x, shown, target, **options).auc,
@@ -220,7 +220,8 @@ def study(
                 factory(make), x, target, layers=layers, similarity="spearman",
                 channel_axis=-1 if name != "Grad-CAM" else None, seed=seed,
                 batch_size=batch_size)
-            means = np.nanmean(result.spearman, axis=0)
+            # similarity="spearman" fills result.spearman
+            means = np.nanmean(cast(np.ndarray, result.spearman), axis=0)
         randomisation[name] = np.concatenate([[1.0], np.nan_to_num(means, nan=0.0)])
 
     def column(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
