@@ -24,7 +24,6 @@ __all__ = [
     "SCORES",
     "MapLayout",
     "Scorer",
-    "as_generator",
     "baseline_rows",
     "read_baseline",
     "read_maps",
@@ -178,23 +177,6 @@ def baseline_rows(baseline: np.ndarray, inputs: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- scores
-
-
-def as_generator(seed: object) -> np.random.Generator:
-    """``seed`` as a Generator: a Generator is used (and advanced) as it is; None, an int
-    or a SeedSequence seed a fresh one. numpy's global state is never touched."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool | np.bool_) or not isinstance(
-            seed, numbers.Integral | np.random.SeedSequence)):
-        raise TypeError(
-            f"seed: expected None, an int, a numpy SeedSequence or Generator, got {seed!r}"
-        )
-    if isinstance(seed, numbers.Integral):
-        if seed < 0:
-            raise ValueError(f"seed: expected a non-negative int, got {seed}")
-        return np.random.default_rng(int(seed))
-    return np.random.default_rng(seed)  # None or a SeedSequence
 
 
 class Scorer:

@@ -31,6 +31,7 @@ import dataclasses
 import numpy as np
 
 from .._checks import (
+    as_generator,
     as_input_batch,
     as_targets,
     check_callable,
@@ -43,7 +44,6 @@ from ._perturb import (
     SCORES,
     MapLayout,
     Scorer,
-    as_generator,
     baseline_rows,
     rank_positions,
     read_baseline,

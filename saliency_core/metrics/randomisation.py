@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from .._checks import (
+    as_generator,
     as_input_batch,
     as_targets,
     check_callable,
@@ -30,7 +31,7 @@ from .._checks import (
     check_positive_int,
 )
 from ..types import AttributionFn
-from .robustness import SeedLike, _generator, _stream_against_reference
+from .robustness import SeedLike, _stream_against_reference
 from .similarity import SIMILARITIES, _pearson_rows, _spearman_rows, _ssim_rows
 
 __all__ = [
@@ -203,7 +204,7 @@ def random_logit(
     absolute = _check_flag(absolute, "absolute")
     channel_axis = _check_channel_axis(channel_axis)
     batch_size = check_positive_int(batch_size, "batch_size")
-    rng = _generator(seed)
+    rng = as_generator(seed)
     other = rng.integers(0, n_classes - 1, size=x.shape[0])
     other += other >= targets  # uniform over the classes other than the target
 
@@ -307,7 +308,7 @@ def _layer_seeds(seed: SeedLike, count: int) -> tuple[int, ...]:
     if isinstance(seed, np.random.Generator):
         words = seed.integers(0, 2**32, size=count, dtype=np.uint64)
     else:
-        _generator(seed)  # the same type check as everywhere
+        as_generator(seed)  # the same type check as everywhere
         words = np.random.SeedSequence(
             seed.entropy if isinstance(seed, np.random.SeedSequence) else seed
         ).generate_state(count)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import (
+    as_generator,
     as_input_batch,
     as_targets,
     check_callable,
@@ -39,18 +40,6 @@ from .similarity import _average_ranks, _constant_rows
 __all__ = ["avg_sensitivity", "local_lipschitz", "max_sensitivity", "stability"]
 
 SeedLike = int | np.random.Generator | np.random.SeedSequence | None
-
-
-def _generator(seed: SeedLike) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral | np.random.SeedSequence)
-    ):
-        raise TypeError(
-            f"seed: expected None, an int, a numpy SeedSequence or Generator, got {seed!r}"
-        )
-    return np.random.default_rng(seed)
 
 
 def _check_number(value: object, name: str, *, positive: bool) -> float:
@@ -167,7 +156,7 @@ def _sensitivity(
     radius = _check_number(radius, "radius", positive=False)
     if not isinstance(relative, bool | np.bool_):
         raise TypeError(f"relative: expected True or False, got {relative!r}")
-    rng = _generator(seed)
+    rng = as_generator(seed)
     n = x.shape[0]
     reference_norm = np.zeros(n)
     change_sum = np.zeros(n)
@@ -412,7 +401,7 @@ def local_lipschitz(
         explain_fn, x, target, n_samples, batch_size
     )
     sigma = _check_number(sigma, "sigma", positive=True)
-    rng = _generator(seed)
+    rng = as_generator(seed)
     best = np.full(x.shape[0], -np.inf)
 
     def perturb(owner: int, count: int) -> np.ndarray:
@@ -536,7 +525,7 @@ def stability(
     if not isinstance(absolute, bool | np.bool_):
         raise TypeError(f"absolute: expected True or False, got {absolute!r}")
     sigmas = _resolve_sigma(x, noise_level, sigma)
-    rng = _generator(seed)
+    rng = as_generator(seed)
     n = x.shape[0]
     total = np.zeros(n)
     undefined = np.zeros(n, dtype=bool)

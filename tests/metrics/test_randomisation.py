@@ -239,7 +239,7 @@ def test_a_constant_randomised_map_is_nan_and_warns():
         ({"similarity": ()}, ValueError, "similarity: expected a name or a non-empty list"),
         ({"similarity": ("ssim", "ssim")}, ValueError, "expected each similarity once"),
         ({"cascading": None}, TypeError, "cascading: expected True or False"),
-        ({"seed": 1.5}, TypeError, "seed: expected None, an int"),
+        ({"seed": 1.5}, TypeError, "seed: expected None, a non-negative int"),
         ({"x": np.zeros((0, 32, 32))}, ValueError, "x: expected at least one input"),
     ],
 )

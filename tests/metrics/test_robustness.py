@@ -217,7 +217,7 @@ def test_methods_compose_as_callbacks():
         ({"n_samples": 0}, ValueError, "n_samples: expected a positive integer, got 0"),
         ({"n_samples": 2.0}, TypeError, "n_samples: expected a positive integer, got 2.0"),
         ({"batch_size": 0}, ValueError, "batch_size: expected a positive integer, got 0"),
-        ({"seed": "0"}, TypeError, "seed: expected None, an int"),
+        ({"seed": "0"}, TypeError, "seed: expected None, a non-negative int"),
         ({"x": X[0]}, ValueError, "x: expected a batch"),
         ({"x": np.full((1, 3), np.nan)}, ValueError, "x: expected finite values"),
         ({"target": -1}, ValueError, "target: expected a non-negative index"),
