@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/saliency demo --out saliency-figures
+	$(VENV)/bin/saliency demo --out saliency-figures --evaluation
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -30,7 +30,7 @@ test-hypothesis: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check saliency_core adapters visualize tests
-	$(PY) -m mypy saliency_core visualize
+	$(PY) -m mypy saliency_core adapters visualize
 
 bench-core: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_core

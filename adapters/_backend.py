@@ -172,6 +172,7 @@ def as_batch(
             f"expected x to have no empty axis (at least one row, and inputs of at least "
             f"one element), got shape {_shape(array.shape)}"
         )
+    wanted: np.dtype[Any]
     if kind == "f" and array.dtype.itemsize >= 8:
         wanted = np.dtype(np.float64)
     else:

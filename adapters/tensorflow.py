@@ -33,7 +33,7 @@ import contextlib
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 
@@ -58,8 +58,8 @@ CHANNEL_AXIS = -1
 #: structure) and the targets (an int64 tensor ``(k,)``, or None), giving ``(k,)`` scores.
 Objective = Callable[[Any, Any], Any]
 
-Device = str | tf.config.LogicalDevice | tf.DeviceSpec | None
-DType = str | np.dtype | tf.DType | None
+Device: TypeAlias = str | tf.config.LogicalDevice | tf.DeviceSpec | None
+DType: TypeAlias = str | np.dtype | tf.DType | None
 
 
 def owns(model: object) -> bool:
@@ -420,7 +420,8 @@ class _Traced:
             _backend.check_scores_shape(shape, rows)
         elif _backend.plan_scores(shape, rows, has_target=targets is not None).column and (
                 n_outputs is None):
-            _backend.check_target_range(targets, shape[1])
+            # a column plan means targets were given
+            _backend.check_target_range(cast(np.ndarray, targets), shape[1])
         return [result.numpy() for result in results]
 
     # ----- inside the trace
@@ -444,6 +445,7 @@ class _Traced:
         if not plan.column:
             return (output if output.shape.rank == 1 else output[:, 0]), tf.shape(output)
         self._seen["n_outputs"] = plan.n_outputs
+        target = cast(tf.Tensor, target)  # a column plan means a target was given
         # rows and targets are checked by the call; until then the gather must stay valid
         rows = tf.minimum(tf.shape(output)[0], tf.shape(target)[0])
         last = tf.cast(tf.shape(output)[1], tf.int64) - 1

@@ -40,7 +40,7 @@ import contextlib
 import copy
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -424,12 +424,14 @@ def _scores(
                            dtype=getattr(scores, "dtype", None),
                            output_type=type(scores).__name__)
         return scores.reshape(rows)
-    is_tensor = isinstance(output, torch.Tensor)
-    plan = plan_scores(tuple(output.shape) if is_tensor else None, rows,
+    plan = plan_scores(tuple(output.shape) if isinstance(output, torch.Tensor) else None, rows,
                        has_target=target is not None, output_type=type(output).__name__)
+    output = cast(torch.Tensor, output)  # plan_scores refuses anything else
     if not plan.column:
         return output.reshape(rows)
-    check_target_range(target, plan.n_outputs)
+    # a column plan: targets were given, and eager shapes are known
+    target, n_outputs = cast(np.ndarray, target), cast(int, plan.n_outputs)
+    check_target_range(target, n_outputs)
     index = torch.from_numpy(target).to(output.device)
     return output.gather(1, index[:, None]).reshape(rows)
 

@@ -159,7 +159,9 @@ def read_masks(paths: list[str], size: tuple[int, int]) -> np.ndarray:
             continue
         try:
             with Image.open(path) as image:
-                grey = image.convert("L").resize((size[1], size[0]), Image.NEAREST)
+                # Pillow sets its resampling constants at import; its annotations miss them
+                grey = image.convert("L").resize(
+                    (size[1], size[0]), Image.NEAREST)  # type: ignore[attr-defined]
                 masks.append(np.asarray(grey) > 0)
         except (UnidentifiedImageError, OSError) as error:
             raise CommandError(f"--masks: cannot read {name} as an image: {error}") from None

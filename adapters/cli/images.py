@@ -49,6 +49,7 @@ def read_images(
     """
     from PIL import Image, UnidentifiedImageError
 
+    image: Image.Image  # Image.open gives an ImageFile, convert and resize an Image
     arrays = []
     for name in paths:
         if not Path(name).is_file():
@@ -57,7 +58,9 @@ def read_images(
             with Image.open(name) as image:
                 image = image.convert("RGB" if channels == 3 else "L")
                 if size is not None:
-                    image = image.resize((size[1], size[0]), Image.BILINEAR)
+                    # Pillow sets its resampling constants at import; its annotations miss them
+                    image = image.resize(
+                        (size[1], size[0]), Image.BILINEAR)  # type: ignore[attr-defined]
                 array = np.asarray(image, dtype=np.float32) / 255.0
         except (UnidentifiedImageError, OSError) as error:
             raise CommandError(f"--input: cannot read {name} as an image: {error}") from None

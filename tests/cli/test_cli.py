@@ -40,6 +40,7 @@ def demo_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_demo_writes_every_figure(demo_run, capsys):
     assert {p.name for p in demo_run.iterdir()} == DEMO_FIGURES == {f[0] for f in FIGURES}
     for name in DEMO_FIGURES:
@@ -50,6 +51,7 @@ def test_demo_writes_every_figure(demo_run, capsys):
     assert not list(demo_run.parent.glob(".figures-partial-*"))
 
 
+@pytest.mark.slow
 def test_demo_is_seeded_and_writes_what_each_figure_function_draws(demo_run):
     """A fresh scene with the run's seed draws the saved figures pixel for pixel."""
     scene = make_scene(demo.model("torch"), seed=1)
@@ -97,6 +99,7 @@ def test_explain_grad_cam_at_a_named_layer(tmp_path, capsys):
     assert "im.png: Grad-CAM++ of class" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_explain_keras_torchscript_and_exported_files_give_the_same_map(tmp_path):
     keras = require("keras")
     torch = require("torch")
@@ -212,6 +215,7 @@ def test_python_dash_m_runs_the_command():
     )
 
 
+@pytest.mark.slow
 def test_console_script(tmp_path):
     require("torch")
     script = shutil.which("saliency", path=os.path.dirname(sys.executable))

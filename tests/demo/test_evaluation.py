@@ -54,6 +54,7 @@ def test_the_sanity_check_finds_what_adebayo_et_al_found(torch_study):
     assert curves["guided backprop"][-1] > curves["gradient"][-1] + 0.3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", [f for f in FRAMEWORKS if f != "torch"])
 def test_the_same_study_in_every_framework(torch_study, framework):
     require({"tensorflow": "tensorflow", "jax": "jax"}[framework])

@@ -16,7 +16,9 @@ import pytest
 from tests.conftest import require
 
 torch = require("torch")
-quantus = pytest.importorskip("quantus", minversion="0.6")
+quantus = require("quantus")
+
+pytestmark = pytest.mark.slow  # importing Quantus imports every framework
 
 from adapters import torch as torch_adapter  # noqa: E402
 from saliency_core.metrics.faithfulness import (  # noqa: E402

@@ -26,6 +26,8 @@ from tests.conftest import require
 
 torch = require("torch")
 quantus = require("quantus")
+
+pytestmark = pytest.mark.slow  # importing Quantus imports every framework
 similarity_func = quantus.functions.similarity_func
 
 from adapters.torch import gradient_fn  # noqa: E402  (after torch is known to be there)
