@@ -12,8 +12,9 @@ map as the paper shows it, its magnitude summed over channels:
 - robustness, with ``--stability N``: the rank correlation of the map with the maps of N
   slightly noisy copies.
 
-It prints a table of the means per method on stdout and writes every value, image by image,
-to ``--out`` (CSV, or JSON for a ``.json`` name), atomically.
+It shows a progress bar over the methods (and SmoothGrad's own over its rows), prints a
+table of the means per method on stdout and writes every value, image by image, to
+``--out`` (CSV, or JSON for a ``.json`` name), atomically.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from saliency_core import metrics
 
@@ -107,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     predict = model.predict_fn()
     rows: list[dict[str, Any]] = []
     means: dict[str, dict[str, float]] = {}
-    for name in args.method:
+    bar = tqdm(args.method, desc="evaluate", unit="method", leave=False)
+    for name in bar:
         method = METHODS[name]
         say(f"{method.description}: maps and metrics for {len(x)} image(s)")
         shown = _magnitude(compute_maps(method, model, x, target, options))
@@ -121,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         for i, image in enumerate(args.input):
             rows.append({"image": image, "method": name, "target": int(target[i]),
                          **{metric: float(v[i]) for metric, v in values.items()}})
+    bar.close()
     columns = [metric for metric in METRICS if metric in means[args.method[0]]]
     say(_table(means, columns))
     _write(out, rows, ["image", "method", "target", *columns])

@@ -15,10 +15,11 @@ FRAMEWORKS = {
     "quickstart_tensorflow": ("tensorflow", "torch"),
     "quickstart_jax": ("jax", "flax"),
     "paper_figures": ("torch",),
+    "evaluation": ("torch",),
 }
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     assert {p.stem for p in NOTEBOOKS} == set(FRAMEWORKS)
 
 
@@ -32,6 +33,7 @@ def test_stored_without_outputs(path):
             assert cell.outputs == [] and cell.execution_count is None, path.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path):
     nbformat = require("nbformat")
