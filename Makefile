@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.saliency-toolkit-installed
 # "reference" brings Quantus, which the metric tests compare against.
 EXTRAS := torch,tensorflow-cpu,jax,dev,reference
 
-.PHONY: demo test test-hypothesis lint bench bench-quick bench-core bench-adapters clean
+.PHONY: demo test test-hypothesis lint bench bench-quick bench-core bench-adapters bench-metrics \
+	clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,13 +39,20 @@ bench-core: $(STAMP)
 bench-adapters: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_adapters --profile
 
+# saliency_core.metrics against Quantus (the "reference" extra, so in .venv) and against the
+# model passes alone; writes tests/benchmarks/RESULTS-metrics.md (about 4 minutes on 2 cores).
+bench-metrics: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_metrics
+
 # The peers (Captum, PAIR saliency, xplique, tf-keras-vis) go into .venv-bench, never .venv.
 BENCH_STAMP := .venv-bench/.bench-installed
 $(BENCH_STAMP): pyproject.toml constraints.txt tests/benchmarks/requirements-bench.txt tests/benchmarks/setup_bench.sh
 	PYTHON=$(PYTHON) tests/benchmarks/setup_bench.sh
 
-bench: $(BENCH_STAMP)
+# One after the other, never in parallel: both time things.
+bench: $(BENCH_STAMP) $(STAMP)
 	.venv-bench/bin/python -m tests.benchmarks.bench_peers
+	$(PY) -m tests.benchmarks.bench_metrics
 
 bench-quick: $(BENCH_STAMP)
 	.venv-bench/bin/python -m tests.benchmarks.bench_peers --quick
