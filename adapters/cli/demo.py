@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--evaluation", action="store_true",
                         help="also measure the paper's claims with the metrics (evaluation.png "
-                             "and evaluation.json; a few minutes on a CPU)")
+                             "and evaluation.json; under a minute on a CPU)")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pytest
 import saliency_core
 from saliency_core import (
     AGGREGATES,
+    NOISE_SCHEMES,
     grad_cam,
     grad_cam_plus_plus,
     gradient_x_input,
@@ -46,6 +47,9 @@ REGISTRY = [
     *(Method(f"smoothgrad[{aggregate}]", smoothgrad,
              dict(n_samples=5, sigma=0.3, aggregate=aggregate, seed=0), "gradient")
       for aggregate in AGGREGATES),
+    *(Method(f"smoothgrad[{aggregate},{noise}]", smoothgrad,
+             dict(n_samples=5, sigma=0.3, aggregate=aggregate, noise=noise, seed=0), "gradient")
+      for noise in NOISE_SCHEMES if noise != "iid" for aggregate in ("mean", "variance")),
     Method("vanilla_gradient", vanilla_gradient, {}, "gradient"),
     Method("gradient_x_input", gradient_x_input, {}, "gradient"),
     Method("integrated_gradients", integrated_gradients, dict(steps=7, baseline=0.25),
