@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -59,6 +60,7 @@ from saliency_core.types import GradientFn, LayerFn, PredictFn
 from ._backend import (
     RELU_RULES,
     Callback,
+    ScorePlan,
     WeightTransform,
     apply_transform,
     as_batch,
@@ -174,13 +176,13 @@ def gradient_fn(
     dtype = _as_dtype(dtype)
     relu_rule = _check_relu_rule(relu_rule, model)
     guard = _CallGuard(model)
+    placement = _Placement(model, device, dtype)
     rule_seen = _ReLURuleSeen(relu_rule)
 
     def gradients(x: np.ndarray, target: np.ndarray | None, /) -> np.ndarray:
         batch = as_batch(x, native=_native)
         target_rows = as_targets(target, batch.shape[0])
-        run_device, run_dtype = _placement(model, device, dtype)
-        guard.warn_if_training()
+        run_device, run_dtype = placement()
         with guard.grad_enabled():
             inputs = _to_tensor(batch, run_device, run_dtype).requires_grad_(True)
             with _relu_rule_mode(relu_rule) as mode:
@@ -188,9 +190,8 @@ def gradient_fn(
             rule_seen.check(mode)
             scores = _scores(output, objective, target_rows, run_device, batch.shape[0])
             _check_graph(scores, "the input")
-            (grad,) = torch.autograd.grad(
-                scores, inputs, grad_outputs=torch.ones_like(scores), allow_unused=True
-            )
+            # rows do not interact, so the gradient of the sum is each row's own gradient
+            (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
         if grad is None:  # the scores depend on parameters only: the gradient is zero
             grad = torch.zeros_like(inputs)
         return _to_numpy(grad, run_dtype)
@@ -271,17 +272,15 @@ def layer_fn(
     name, module = _find_layer(model, layer)
     if objective is not None:
         check_callable(objective, "objective")
-    device = _as_device(device)
-    dtype = _as_dtype(dtype)
     guard = _CallGuard(model)
+    placement = _Placement(model, _as_device(device), _as_dtype(dtype))
 
     def layer_gradients(
         x: np.ndarray, target: np.ndarray | None, /
     ) -> tuple[np.ndarray, np.ndarray]:
         batch = as_batch(x, native=_native)
         target_rows = as_targets(target, batch.shape[0])
-        run_device, run_dtype = _placement(model, device, dtype)
-        guard.warn_if_training()
+        run_device, run_dtype = placement()
         capture = _LayerCapture(name)
         with guard.grad_enabled():
             inputs = _to_tensor(batch, run_device, run_dtype)
@@ -293,9 +292,7 @@ def layer_fn(
             activations = capture.activations()
             scores = _scores(output, objective, target_rows, run_device, batch.shape[0])
             _check_graph(scores, f"the output of layer {name!r}")
-            (grad,) = torch.autograd.grad(
-                scores, activations, grad_outputs=torch.ones_like(scores), allow_unused=True
-            )
+            (grad,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
         if grad is None:  # the scores depend on parameters only: the gradient is zero
             grad = torch.zeros_like(activations)
         return _to_numpy(activations, run_dtype), _to_numpy(grad, run_dtype)
@@ -324,12 +321,11 @@ def predict_fn(
         (2, 3)
     """
     check_callable(model, "model")
-    device = _as_device(device)
-    dtype = _as_dtype(dtype)
+    placement = _Placement(model, _as_device(device), _as_dtype(dtype))
 
     def outputs(x: np.ndarray, /) -> np.ndarray:
         batch = as_batch(x, native=_native)
-        run_device, run_dtype = _placement(model, device, dtype)
+        run_device, run_dtype = placement()
         inputs = _to_tensor(batch, run_device, run_dtype)
         with torch.no_grad():
             output = model(inputs)
@@ -424,8 +420,8 @@ def _scores(
                            dtype=getattr(scores, "dtype", None),
                            output_type=type(scores).__name__)
         return scores.reshape(rows)
-    plan = plan_scores(tuple(output.shape) if isinstance(output, torch.Tensor) else None, rows,
-                       has_target=target is not None, output_type=type(output).__name__)
+    plan = _plan(tuple(output.shape) if isinstance(output, torch.Tensor) else None, rows,
+                 target is not None, type(output).__name__)
     output = cast(torch.Tensor, output)  # plan_scores refuses anything else
     if not plan.column:
         return output.reshape(rows)
@@ -434,6 +430,14 @@ def _scores(
     check_target_range(target, n_outputs)
     index = torch.from_numpy(target).to(output.device)
     return output.gather(1, index[:, None]).reshape(rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(
+    shape: tuple[int, ...] | None, rows: int, has_target: bool, output_type: str
+) -> ScorePlan:
+    """:func:`adapters._backend.plan_scores`, remembered for the shapes callbacks see."""
+    return plan_scores(shape, rows, has_target=has_target, output_type=output_type)
 
 
 def _check_graph(scores: torch.Tensor, source: str) -> None:
@@ -639,28 +643,30 @@ class _CallGuard:
         self._model = model
         self._warned = False
 
-    def _training(self) -> bool:
-        return isinstance(self._model, torch.nn.Module) and _in_training_mode(self._model)
-
-    def warn_if_training(self) -> None:
-        if self._warned or not self._training():
-            return
-        self._warned = True
-        warnings.warn(
-            "the model is in training mode, so dropout and batch-norm make the "
-            "saliency map random; call model.eval() first (the adapter does not "
-            "change the mode for you)",
-            UserWarning,
-            stacklevel=3,
-        )
-
     @contextlib.contextmanager
     def grad_enabled(self) -> Iterator[None]:
-        """Gradients on (also inside ``no_grad``/``inference_mode``); buffers put back."""
-        saved = _save_buffers(self._model) if self._training() else None
+        """Gradients on (also inside ``no_grad``/``inference_mode``); buffers put back.
+
+        A model in training mode gets the warning once per callback, and its buffers (which
+        a training-mode pass updates, such as batch-norm statistics) are put back.
+        """
+        training = isinstance(self._model, torch.nn.Module) and _in_training_mode(self._model)
+        if training and not self._warned:
+            self._warned = True
+            warnings.warn(
+                "the model is in training mode, so dropout and batch-norm make the "
+                "saliency map random; call model.eval() first (the adapter does not "
+                "change the mode for you)",
+                UserWarning,
+                stacklevel=4,
+            )
+        saved = _save_buffers(self._model) if training else None
         try:
-            with torch.inference_mode(False), torch.enable_grad():
-                yield
+            if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+                yield  # the common case: nothing to switch
+            else:
+                with torch.inference_mode(False), torch.enable_grad():
+                    yield
         finally:
             if saved is not None:
                 _restore_buffers(saved)
@@ -713,29 +719,38 @@ def _as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return resolved
 
 
-def _placement(
-    model: object, device: torch.device | None, dtype: torch.dtype | None
-) -> tuple[torch.device, torch.dtype]:
+class _Placement:
     """The device and dtype of the forward pass: given, else the model's, else CPU/float32.
 
-    Read at every call (a few microseconds), so a model moved after the callback was
-    made is followed.
+    Read at every call, so a model moved after the callback was made (``model.to(...)``
+    keeps its parameter objects and changes their data) is followed; the parameter the
+    model's device and dtype are read from is found once.
     """
-    if device is not None and dtype is not None:
+
+    def __init__(
+        self, model: object, device: torch.device | None, dtype: torch.dtype | None
+    ) -> None:
+        self._device, self._dtype = device, dtype
+        self._first = self._floating = None
+        if isinstance(model, torch.nn.Module) and (device is None or dtype is None):
+            for tensor in _tensors(model):
+                if self._first is None:
+                    self._first = tensor
+                if tensor.is_floating_point():
+                    self._floating = tensor
+                    break
+
+    def __call__(self) -> tuple[torch.device, torch.dtype]:
+        device = self._device
+        if device is None:
+            device = self._first.device if self._first is not None else _CPU
+        dtype = self._dtype
+        if dtype is None:
+            dtype = self._floating.dtype if self._floating is not None else torch.float32
         return device, dtype
-    first = floating = None
-    if isinstance(model, torch.nn.Module):
-        for tensor in _tensors(model):
-            if first is None:
-                first = tensor
-            if tensor.is_floating_point():
-                floating = tensor
-                break
-    if device is None:
-        device = first.device if first is not None else torch.device("cpu")
-    if dtype is None:
-        dtype = floating.dtype if floating is not None else torch.float32
-    return device, dtype
+
+
+_CPU = torch.device("cpu")
 
 
 def _tensors(model: torch.nn.Module) -> Iterator[torch.Tensor]:
@@ -784,8 +799,13 @@ def _to_numpy(tensor: torch.Tensor, model_dtype: torch.dtype) -> np.ndarray:
     """numpy on the CPU; floating results in the carrier dtype of the model's dtype."""
     tensor = tensor.detach()
     if tensor.is_floating_point():
-        carrier = carrier_dtype(str(model_dtype).removeprefix("torch."))
-        wanted = torch.float64 if carrier == np.float64 else torch.float32
+        wanted = _carrier(model_dtype)
         if tensor.dtype != wanted:
             tensor = tensor.to(dtype=wanted)
     return tensor.cpu().numpy()
+
+
+@functools.cache
+def _carrier(model_dtype: torch.dtype) -> torch.dtype:
+    carrier = carrier_dtype(str(model_dtype).removeprefix("torch."))
+    return torch.float64 if carrier == np.float64 else torch.float32
