@@ -724,7 +724,9 @@ class _Placement:
 
     Read at every call, so a model moved after the callback was made (``model.to(...)``
     keeps its parameter objects and changes their data) is followed; the parameter the
-    model's device and dtype are read from is found once.
+    model's device and dtype are read from is found once, so a model whose parameters are
+    replaced by new objects afterwards (``load_state_dict(..., assign=True)``, a swapped
+    submodule) needs a new callback, or ``device=`` and ``dtype=``.
     """
 
     def __init__(
