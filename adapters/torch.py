@@ -410,7 +410,7 @@ def _scores(
     device: torch.device,
     rows: int,
 ) -> torch.Tensor:
-    """One score per row: the target's output, or the objective's."""
+    """One score per row, ``(rows,)`` or ``(rows, 1)``: the target's output, or the objective's."""
     if objective is not None:
         target_tensor = None if target is None else torch.from_numpy(target).to(device)
         scores = objective(output, target_tensor)
@@ -428,8 +428,10 @@ def _scores(
     # a column plan: targets were given, and eager shapes are known
     target, n_outputs = cast(np.ndarray, target), cast(int, plan.n_outputs)
     check_target_range(target, n_outputs)
-    index = torch.from_numpy(target).to(output.device)
-    return output.gather(1, index[:, None]).reshape(rows)
+    index = torch.from_numpy(target)
+    if output.device.type != "cpu":
+        index = index.to(output.device)
+    return output.gather(1, index[:, None])  # (rows, 1): the callers sum the scores
 
 
 @functools.lru_cache(maxsize=64)
