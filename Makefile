@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.saliency-toolkit-installed
 EXTRAS := torch,tensorflow-cpu,jax,dev,reference
 
 .PHONY: demo test test-hypothesis lint bench bench-quick bench-core bench-adapters bench-metrics \
-	bench-noise clean
+	bench-noise bench-overlap clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench-metrics: $(STAMP)
 # reference on three small models; writes tests/benchmarks/RESULTS-noise.md (a few minutes).
 bench-noise: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_noise
+
+# SmoothGrad's noise made while a stand-in model (a sleep per call) runs: the total against
+# max(model, noise), and noise rows/s by noise_threads; writes tests/benchmarks/RESULTS-overlap.md
+# (about two minutes).
+bench-overlap: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_overlap
 
 # The peers (Captum, PAIR saliency, xplique, tf-keras-vis) go into .venv-bench, never .venv.
 BENCH_STAMP := .venv-bench/.bench-installed

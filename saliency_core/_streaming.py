@@ -5,11 +5,37 @@ rows: row ``r`` belongs to input ``r // per_input`` and is the ``r % per_input``
 (noise draw or path point) of that input. Rows are made chunk by chunk, at most
 ``batch_size`` at a time, and each chunk's results are folded into per-input running
 statistics in float64, so memory is ``O(batch_size x input)`` whatever ``per_input`` is.
+
+Overlap (``stream_rows(..., threads=k)``, SmoothGrad's ``noise_threads``): with ``k >= 1``
+the rows of chunk ``c + 1`` are made in a background thread while the callback runs on
+chunk ``c`` in the caller's thread (numpy's generators and ufuncs release the GIL, and so
+does a callback waiting for an accelerator), so the model need not wait for its noise.
+The next chunk is started only once the current one is handed to the callback, so at most
+two chunks of rows are alive, and ``make_rows`` runs one call at a time, in row order, as
+without a thread: the random streams are consumed in the same order, and every result is
+bit-identical to ``k = 0`` (no thread, each chunk made just before its call). The first
+chunk, and every chunk of fewer than ``MIN_PART`` elements, is made in the caller's thread
+(a small chunk costs less to make than to hand over), which changes nothing but the time.
+
+Several threads: random draws cannot be shared among threads without changing the
+stream (``Generator.standard_normal`` consumes a variable number of bits per value, so a
+thread cannot skip to its rows), and SmoothGrad's ``"iid"`` noise must stay the stream it
+has always been. So a chunk is made in two steps: ``make_rows`` draws the standard noise of
+the whole chunk in one thread, and ``finish_rows``, which consumes no random numbers (the
+scale and shift ``x_i + sigma_i * z``), is split by rows over the ``k`` threads. Each
+element gets the same operations whatever the split, so the result is the same for every
+``k``, for every scheme. The draws themselves are not sped up by more threads; a
+background thread hides them behind the model.
+
+Every thread is started and joined inside :func:`stream_rows`: when it returns or raises
+(an error in the callback or in ``make_rows``, a ``KeyboardInterrupt``), it first waits
+for the chunk being made, so no thread is left running.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -24,6 +50,10 @@ __all__ = [
     "segments",
     "stream_rows",
 ]
+
+#: The fewest elements of a chunk made in a background thread, and of a part of a chunk
+#: finished by one thread: smaller ones cost less to make than a hand-over between threads.
+MIN_PART = 1 << 17
 
 
 def chunk_bounds(total: int, batch_size: int) -> Iterator[tuple[int, int]]:
@@ -191,37 +221,132 @@ def stream_rows(
     expected_trailing: tuple[int, ...] | None,
     progress: bool = False,
     description: str = "",
+    threads: int = 0,
+    finish_rows: Callable[[np.ndarray, list[tuple[int, int, int]]], None] | None = None,
 ) -> None:
     """Evaluate ``fn`` on every row, ``batch_size`` rows per call, into ``statistic``.
 
     Args:
-        fn: the attribution callback ``fn(x, target)``.
+        fn: the attribution callback ``fn(x, target)``; always called in the caller's thread.
         make_rows: ``make_rows(inputs, samples, runs) -> batch`` builds the rows of one
             chunk; ``inputs`` and ``samples`` are int arrays of the chunk's input and sample
             indices, ``runs`` its runs of rows per input (:func:`segments`).
-            It is called in row order, which keeps random streams independent of
-            ``batch_size``.
+            It is called in row order, one call at a time, which keeps random streams
+            independent of ``batch_size`` and of ``threads``.
         targets: ``(n_inputs,)`` indices or None; each row gets its input's target.
         expected_trailing: the trailing shape ``fn`` must return, or None to accept the
             first call's and hold every later call to it.
+        threads: 0 to make each chunk in the caller's thread just before ``fn`` gets it;
+            ``k >= 1`` to make the next chunk in a background thread while ``fn`` runs on
+            the current one (see the module docstring), with ``finish_rows`` split over
+            ``k`` threads. Chunks of fewer than ``MIN_PART`` elements are always made in
+            the caller's thread, as is the first chunk. Every thread is started and
+            joined inside the call.
+        finish_rows: ``finish_rows(rows, runs)`` completes, in place, a contiguous part of
+            a chunk that ``make_rows`` returned, ``runs`` indexing that part; it must not
+            draw random numbers, as parts may be finished in any order and at once. None:
+            ``make_rows`` returns finished rows.
     """
     total = n_inputs * per_input
     bar = _progress_bar(total, description) if progress else None
+    pool = None
     try:
-        for start, stop in chunk_bounds(total, batch_size):
-            inputs, samples = np.divmod(np.arange(start, stop), per_input)
-            runs = segments(start, stop, per_input)  # once per chunk, for rows and sums
-            batch = make_rows(inputs, samples, runs)
+        chunks = chunk_bounds(total, batch_size)
+        pending = _submit(None, next(chunks, None), make_rows, finish_rows, per_input, threads)
+        while pending is not None:
+            (start, stop, inputs, runs), made = pending
+            batch = made.result() if isinstance(made, Future) else made
+            if pool is None and threads > 0 and stop < total and batch.size >= MIN_PART:
+                # from the second chunk on; smaller chunks cost less to make than a hand-over
+                pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="saliency-rows")
+            # the next chunk is made while fn runs on this one: two chunks of rows at most
+            pending = _submit(pool, next(chunks, None), make_rows, finish_rows, per_input,
+                              threads)
             chunk_targets = None if targets is None else targets[inputs]
             output = call_chunk(fn, batch, chunk_targets, start=start, stop=stop,
                                 expected_trailing=expected_trailing)
+            del batch  # before the chunk after next is made
             expected_trailing = output.shape[1:]
             statistic.add(runs, output)
+            del output
             if bar is not None:
                 bar.update(stop - start)
     finally:
+        if pool is not None:
+            # on an error (in fn, make_rows or a KeyboardInterrupt), wait for the chunk
+            # being made, so that no thread outlives the call
+            pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
+
+
+MakeRows = Callable[[np.ndarray, np.ndarray, list[tuple[int, int, int]]], np.ndarray]
+FinishRows = Callable[[np.ndarray, list[tuple[int, int, int]]], None]
+ChunkInfo = tuple[int, int, np.ndarray, list[tuple[int, int, int]]]
+
+
+def _submit(
+    pool: ThreadPoolExecutor | None,
+    bounds: tuple[int, int] | None,
+    make_rows: MakeRows,
+    finish_rows: FinishRows | None,
+    per_input: int,
+    threads: int,
+) -> tuple[ChunkInfo, np.ndarray | Future] | None:
+    """Start making the chunk ``bounds``: in ``pool``, or at once if None."""
+    if bounds is None:
+        return None
+    start, stop = bounds
+    inputs, samples = np.divmod(np.arange(start, stop), per_input)
+    runs = segments(start, stop, per_input)  # once per chunk, for rows and sums
+    info = (start, stop, inputs, runs)
+    if pool is None:
+        return info, _make_chunk(make_rows, finish_rows, inputs, samples, runs, per_input,
+                                 start, None, 1)
+    return info, pool.submit(_make_chunk, make_rows, finish_rows, inputs, samples, runs,
+                             per_input, start, pool, threads)
+
+
+def _make_chunk(
+    make_rows: MakeRows,
+    finish_rows: FinishRows | None,
+    inputs: np.ndarray,
+    samples: np.ndarray,
+    runs: list[tuple[int, int, int]],
+    per_input: int,
+    start: int,
+    pool: ThreadPoolExecutor | None,
+    threads: int,
+) -> np.ndarray:
+    """One chunk's rows: ``make_rows`` in this thread, then ``finish_rows`` in parts."""
+    rows = make_rows(inputs, samples, runs)
+    if finish_rows is None:
+        return rows
+    parts = _parts(len(rows), rows[0].size, threads if pool is not None else 1)
+    if pool is None or len(parts) == 1:
+        finish_rows(rows, runs)
+        return rows
+    # parts of the chunk to the other threads, the first one here; no random numbers, so
+    # the order does not matter, and every element gets the same operations
+    helpers = [
+        pool.submit(finish_rows, rows[a:b], segments(start + a, start + b, per_input))
+        for a, b in parts[1:]
+    ]
+    try:
+        a, b = parts[0]
+        finish_rows(rows[a:b], segments(start + a, start + b, per_input))
+    finally:
+        wait(helpers)  # no part still written to once this returns or raises
+    for helper in helpers:
+        helper.result()  # an error of a part, if any
+    return rows
+
+
+def _parts(n_rows: int, row_size: int, threads: int) -> list[tuple[int, int]]:
+    """Up to ``threads`` nearly equal row ranges, none under ``MIN_PART`` elements."""
+    count = max(1, min(threads, n_rows, n_rows * row_size // MIN_PART))
+    edges = [n_rows * k // count for k in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def _progress_bar(total: int, description: str):  # noqa: ANN202 - tqdm's type is optional

@@ -13,6 +13,7 @@ Monte Carlo error.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -35,6 +36,9 @@ __all__ = ["AGGREGATES", "NOISE_SCHEMES", "noise_sigma", "smoothgrad"]
 
 #: The statistics ``smoothgrad`` can take over the noisy maps.
 AGGREGATES = ("mean", "abs", "square", "variance")
+
+#: The most threads ``smoothgrad(..., noise_threads=...)`` takes.
+MAX_NOISE_THREADS = 64
 
 
 class _DefaultNoiseLevel(float):
@@ -135,6 +139,17 @@ def _resolve_sigma(
     return sigmas
 
 
+def _check_threads(value: object) -> int:
+    """``noise_threads`` as an int ``>= 0``; bools and floats are refused."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"noise_threads: expected a non-negative integer, got {value!r}")
+    if not 0 <= int(value) <= MAX_NOISE_THREADS:
+        raise ValueError(
+            f"noise_threads: expected an integer from 0 to {MAX_NOISE_THREADS}, got {value}"
+        )
+    return int(value)
+
+
 def smoothgrad(
     fn: AttributionFn,
     x: np.ndarray,
@@ -148,6 +163,7 @@ def smoothgrad(
     batch_size: int = 64,
     seed: SeedLike = None,
     progress: bool = False,
+    noise_threads: int = 1,
 ) -> np.ndarray:
     """SmoothGrad: the average of attribution maps of noisy copies of each input.
 
@@ -188,6 +204,17 @@ def smoothgrad(
         seed: None (fresh entropy), a non-negative int, a ``SeedSequence`` or a
             ``Generator`` (which is advanced). numpy's global random state is never used.
         progress: True to show a tqdm progress bar (a widget in notebooks).
+        noise_threads: threads that make the noisy rows. 1 (the default): the next chunk's
+            rows are made in a background thread while ``fn`` runs on the current one, so
+            a model on an accelerator does not wait for its noise (``fn`` itself always
+            runs in the caller's thread; chunks under 131,072 elements, too small to be
+            worth a hand-over, are made there too); 0: no thread, each chunk made just
+            before its call; ``k > 1``: also the scale and shift of each chunk split over
+            ``k`` threads (the draws stay in one thread, in row order, for every scheme).
+            The result is bit-identical for every value, at most two chunks of rows are
+            alive, and no thread outlives the call, even when ``fn`` raises (see
+            :mod:`saliency_core._streaming`). When ``fn`` raises, a ``Generator`` given as
+            ``seed`` may have been advanced by one chunk more than ``fn`` got.
 
     Returns:
         An array ``(N, *map_shape)`` in ``x``'s float dtype (float32 or float64). The
@@ -226,6 +253,7 @@ def smoothgrad(
     aggregate = check_choice(aggregate, "aggregate", AGGREGATES)
     noise = check_choice(noise, "noise", NOISE_SCHEMES)
     progress = check_bool(progress, "progress")
+    noise_threads = _check_threads(noise_threads)
     sigmas = _resolve_sigma(x, noise_level, sigma)
     rng = as_generator(seed)
 
@@ -241,17 +269,20 @@ def smoothgrad(
     stream = NoiseStream(noise, rng, n_samples, x.shape[1:], noise_dtype)
 
     def make_rows(inputs: np.ndarray, samples: np.ndarray, runs: list) -> np.ndarray:
+        # the standard noise of the chunk, in row order: the only part that draws
         if noise == "iid":  # one draw for the whole chunk, in row order, as always
-            rows = rng.standard_normal((len(inputs), *x.shape[1:]), dtype=noise_dtype)
-        else:
-            rows = np.empty((len(inputs), *x.shape[1:]), dtype=noise_dtype)
-            for _, start, stop in runs:
-                stream.fill(rows[start:stop], int(samples[start]))
+            return rng.standard_normal((len(inputs), *x.shape[1:]), dtype=noise_dtype)
+        rows = np.empty((len(inputs), *x.shape[1:]), dtype=noise_dtype)
+        for _, start, stop in runs:
+            stream.fill(rows[start:stop], int(samples[start]))
+        return rows
+
+    def finish_rows(rows: np.ndarray, runs: list) -> None:
         # rows of one input are contiguous: scale and shift each run in place, no gather
+        # (the noise is in x's dtype already: float32 or float64, as as_input_batch gives)
         for owner, start, stop in runs:
             rows[start:stop] *= sigmas_typed[owner]
             rows[start:stop] += x[owner]
-        return rows.astype(x.dtype, copy=False)
 
     statistic = RunningStatistic(aggregate, x.shape[0])
     stream_rows(
@@ -265,5 +296,7 @@ def smoothgrad(
         expected_trailing=None,
         progress=progress,
         description="SmoothGrad",
+        threads=noise_threads,
+        finish_rows=finish_rows,
     )
     return cast_result(statistic.result(), x.dtype)

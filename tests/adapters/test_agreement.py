@@ -55,18 +55,23 @@ def test_gradients_agree_within_1e4(nhwc_gradient_fns, x):
         assert relative_difference(grads[name], grads[FRAMEWORKS[0]]) < 1e-4, name
 
 
-@pytest.mark.parametrize("aggregate", ["mean", "square"])
-def test_smoothgrad_maps_agree_within_1e4(nhwc_gradient_fns, x, aggregate):
+@pytest.mark.parametrize(("aggregate", "noise"), [
+    ("mean", "iid"), ("square", "iid"), ("mean", "antithetic"), ("mean", "lhs"),
+    ("variance", "lhs"),
+])
+def test_smoothgrad_maps_agree_within_1e4(nhwc_gradient_fns, x, aggregate, noise):
+    # every noise scheme draws in numpy, so the same seed gives every framework the same rows
     target = np.array([1, 1, 7])
     maps = {
-        name: smoothgrad(fn, x, target, n_samples=16, batch_size=12, aggregate=aggregate, seed=3)
+        name: smoothgrad(fn, x, target, n_samples=16, batch_size=12, aggregate=aggregate,
+                         noise=noise, seed=3)
         for name, fn in nhwc_gradient_fns.items()
     }
     for name in FRAMEWORKS[1:]:
         assert relative_difference(maps[name], maps[FRAMEWORKS[0]]) < 1e-4, name
     # and the seed matters: another seed moves the map by far more than the tolerance
     other = smoothgrad(nhwc_gradient_fns[FRAMEWORKS[0]], x, target, n_samples=16,
-                       aggregate=aggregate, seed=4)
+                       aggregate=aggregate, noise=noise, seed=4)
     assert relative_difference(other, maps[FRAMEWORKS[0]]) > 1e-2
 
 
