@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"saliency: error: {error}", file=sys.stderr)
         return 2
+    except ImportError as error:  # a framework the command needs is not installed
+        print(f"saliency: error: {error}", file=sys.stderr)
+        return 2
 
 
 def console() -> NoReturn:

@@ -232,3 +232,18 @@ def test_console_script(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "im_smoothgrad.npy").is_file()
+
+
+def test_a_framework_that_is_not_installed_is_one_line_and_exit_2(tmp_path, monkeypatch,
+                                                                   capsys):
+    from adapters.cli import demo as demo_command
+
+    def missing(framework, **_):
+        raise ImportError('adapters.torch needs PyTorch, which is not installed; install it '
+                          'with `pip install "saliency-toolkit[torch]"`')
+
+    monkeypatch.setattr(demo_command.digits, "model", missing)
+    assert main(["demo", "--out", str(tmp_path / "figures")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "saliency-toolkit[torch]" in err
+    assert not (tmp_path / "figures").exists()
