@@ -7,8 +7,8 @@ for your own model and images; ``saliency evaluate`` measures such maps with the
 or JSON table for ``evaluate``) and print where each went. Bad input (a missing file, an
 unreadable image, an unknown framework or method, a target out of range, a model that does
 not import) ends the command with one line on stderr and exit status 2, and leaves nothing
-half-written in the output folder: files are written to a temporary folder beside it and
-moved in at the end.
+half-written in the output folder: files are written to a hidden staging folder inside it
+and moved in at the end, once every target is known to be free.
 
 Where things live: one module per subcommand (:mod:`adapters.cli.demo`,
 :mod:`adapters.cli.explain`, :mod:`adapters.cli.evaluate`), each with ``HELP``,

@@ -35,9 +35,9 @@ from saliency_core import (
 )
 from saliency_core.types import GradientFn
 
-from .errors import check_framework
+from .errors import CommandError, check_framework
 from .methods import METHODS, Options, compute, smooth
-from .output import heat, say, staged_output
+from .output import check_out, heat, say, staged_output
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -254,9 +254,13 @@ def run(args: argparse.Namespace) -> int:
     """Write every figure of :data:`FIGURES` into ``args.out``; returns the exit status 0.
 
     Raises:
-        CommandError: if ``args.framework`` is not a known framework.
+        CommandError: if ``args.framework`` is not a known framework, or ``args.seed`` is
+            negative.
     """
     check_framework(args.framework)
+    if args.seed < 0:
+        raise CommandError(f"--seed: expected a non-negative integer, got {args.seed}")
+    check_out(Path(args.out))  # before the figures are computed
     started = time.perf_counter()
     say(f"saliency demo: the digits CNN in {args.framework} "
         f"(held-out accuracy {digits.load_metadata()['test_accuracy']:.1%}), seed {args.seed}")

@@ -2,7 +2,10 @@
 
 For each image it writes ``{stem}_{method}_heatmap.png`` (the map as the paper shows it),
 ``{stem}_{method}_overlay.png`` (over the image) and ``{stem}_{method}.npy`` (the raw map,
-channels-last), and prints which class was explained with its score.
+channels-last), and prints which class was explained with its score. ``{stem}`` is the
+image's file name without its suffix; where several inputs share one (``a/three.png`` and
+``b/three.png``), the later ones are numbered ``three-2``, ``three-3``, ... in the order given
+(see :func:`adapters.cli.output.unique_stems`), and the command says so.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from .errors import CommandError, check_framework
 from .images import read_images
 from .loading import load_model
 from .methods import METHODS, Method, Options, compute
-from .output import heat, say, staged_output
+from .output import check_out, heat, say, staged_output, unique_stems
 
 if TYPE_CHECKING:
     from adapters.models import Model
@@ -82,13 +85,18 @@ def run(args: argparse.Namespace) -> int:
     """
     check_method(args, args.method)
     check_numbers(args)
+    check_out(Path(args.out))
     method = METHODS[args.method]
+    stems = unique_stems(args.input)
     x, model, outputs, target = load_inputs(args)
     maps = compute_maps(method, model, x, target, options_of(args))
     shown = heat(maps)
     with staged_output(Path(args.out)) as staging:
         for i, name in enumerate(args.input):
-            stem = f"{Path(name).stem}_{method.name}"
+            if stems[i] != Path(name).stem:
+                say(f"{name}: written as {stems[i]}_*, as another input has the stem "
+                    f"{Path(name).stem!r}")
+            stem = f"{stems[i]}_{method.name}"
             written = [
                 staging.png(f"{stem}_heatmap.png", vis.to_image(shown[i])),
                 staging.png(f"{stem}_overlay.png", vis.overlay(x[i], shown[i], alpha=0.5)),
@@ -152,7 +160,7 @@ def check_method(args: argparse.Namespace, name: str) -> None:
 
 
 def check_numbers(args: argparse.Namespace) -> None:
-    """CommandError for a bad framework name, counts below 1 or a negative noise level."""
+    """CommandError for a bad framework name, counts below 1, a negative noise level or seed."""
     if args.framework is not None:
         check_framework(args.framework)
     for name in ("n_samples", "steps", "batch_size"):
@@ -161,3 +169,5 @@ def check_numbers(args: argparse.Namespace) -> None:
                                f"got {getattr(args, name)}")
     if args.noise_level < 0:
         raise CommandError(f"--noise-level: expected a non-negative number, got {args.noise_level}")
+    if args.seed < 0:
+        raise CommandError(f"--seed: expected a non-negative integer, got {args.seed}")

@@ -1,15 +1,69 @@
-"""Reading ``saliency explain``'s images into one channels-last batch."""
+"""Reading ``saliency explain``'s images into one channels-last batch.
+
+How pixel values become numbers in [0, 1], by Pillow mode:
+
+- 8-bit images (``L``, ``RGB``, ``P``, ``CMYK``, ...): divided by 255.
+- 16-bit grey (``I;16`` and its byte orders): divided by 65535. ``I`` (32-bit integers,
+  which is how some formats and Pillow versions hold 16-bit images) is divided by 65535 when
+  its values lie in [0, 65535], and min-max scaled otherwise.
+- Floating point (``F``): values already in [0, 1] are kept as they are; other values are
+  min-max scaled to [0, 1] (a constant image becomes 0). Values that are not finite are
+  refused.
+- Images with transparency (``RGBA``, ``LA``, ``PA``, or a palette or colour key with
+  transparency) are composited onto black using their alpha channel, so a transparent
+  background reads as 0, not as whatever colour the invisible pixels happen to hold.
+- The EXIF orientation tag is applied first, so images are read the way viewers show them.
+
+Grey images read with ``channels=3`` repeat their one channel; colour images read with
+``channels=1`` are converted by Pillow's luma (ITU-R 601-2) weights.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import CommandError
 
-__all__ = ["read_images"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["check_size", "read_images"]
+
+#: The modes holding one channel of more than 8 bits, read without going through 8 bits.
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def check_size(size: Sequence[int] | None) -> None:
+    """Refuse a ``--size`` that is not two positive integers within Pillow's pixel limit.
+
+    Raises:
+        CommandError: if ``size`` has a value below 1, or more pixels than
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression bomb limit).
+
+    Example:
+        >>> check_size((28, 28))
+        >>> try:
+        ...     check_size((0, 28))
+        ... except CommandError as error:
+        ...     print(error)
+        --size: expected two positive integers H W, got 0 28
+    """
+    if size is None:
+        return
+    from PIL import Image
+
+    if len(size) != 2 or any(value < 1 for value in size):
+        raise CommandError("--size: expected two positive integers H W, got "
+                           + " ".join(str(value) for value in size))
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise CommandError(f"--size: expected at most {limit} pixels, got {size[0]} x "
+                           f"{size[1]} = {size[0] * size[1]}")
 
 
 def read_images(
@@ -21,6 +75,8 @@ def read_images(
     std: Sequence[float] | None,
 ) -> np.ndarray:
     """Image files as one float32 batch ``(N, H, W, channels)``, scaled to [0, 1].
+
+    The module docstring says how each Pillow mode is scaled.
 
     Args:
         paths: the image files (any format Pillow reads).
@@ -34,9 +90,11 @@ def read_images(
         float32 ``(len(paths), H, W, channels)``.
 
     Raises:
-        CommandError: if a file is missing or is not an image, the sizes differ without
-            ``size``, or ``mean``/``std`` have the wrong number of values (or ``std`` a
-            value that is not positive).
+        CommandError: if a file is missing or is not an image (or is larger than Pillow's
+            decompression bomb limit, or holds values that are not finite), ``size`` is
+            not two positive integers, the sizes differ without ``size``, or
+            ``mean``/``std`` have the wrong number of values (or ``std`` a value that is
+            not positive).
 
     Example:
         >>> import tempfile
@@ -49,33 +107,76 @@ def read_images(
     """
     from PIL import Image, UnidentifiedImageError
 
-    image: Image.Image  # Image.open gives an ImageFile, convert and resize an Image
+    check_size(size)
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None and len(values) not in (1, channels):
+            raise CommandError(f"--{name}: expected 1 or {channels} values, got {len(values)}")
+    if std is not None and any(s <= 0 for s in std):
+        raise CommandError(f"--std: expected positive values, got {list(std)}")
     arrays = []
     for name in paths:
         if not Path(name).is_file():
             raise CommandError(f"--input: no such file: {name}")
         try:
-            with Image.open(name) as image:
-                image = image.convert("RGB" if channels == 3 else "L")
-                if size is not None:
-                    # Pillow sets its resampling constants at import; its annotations miss them
-                    image = image.resize(
-                        (size[1], size[0]), Image.BILINEAR)  # type: ignore[attr-defined]
-                array = np.asarray(image, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as error:
+            with warnings.catch_warnings():
+                # an image over MAX_IMAGE_PIXELS (but under twice that) only warns
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(name) as image:
+                    array = _pixels(image, channels=channels, size=size)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise CommandError(f"--input: {name} is too large to read safely: {error}") from None
+        except (UnidentifiedImageError, OSError, ValueError) as error:
             raise CommandError(f"--input: cannot read {name} as an image: {error}") from None
-        arrays.append(array.reshape(*array.shape[:2], channels))
+        if not np.isfinite(array).all():
+            raise CommandError(f"--input: expected finite pixel values, got NaN or infinity "
+                               f"in {name}")
+        arrays.append(array)
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise CommandError(f"--input: images of different sizes {sorted(shapes)}; pass --size H W")
     x = np.stack(arrays)
-    for name, values in (("mean", mean), ("std", std)):
-        if values is not None and len(values) not in (1, channels):
-            raise CommandError(f"--{name}: expected 1 or {channels} values, got {len(values)}")
     if mean is not None:
         x = x - np.asarray(mean, dtype=np.float32)
     if std is not None:
-        if any(s <= 0 for s in std):
-            raise CommandError(f"--std: expected positive values, got {list(std)}")
         x = x / np.asarray(std, dtype=np.float32)
     return x
+
+
+def _pixels(image: Image.Image, *, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+    """One opened image as float32 ``(H, W, channels)`` in [0, 1]; see the module docstring."""
+    from PIL import Image, ImageOps
+
+    # Pillow sets its resampling constants at import; its annotations miss them
+    bilinear = Image.BILINEAR  # type: ignore[attr-defined]
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _WIDE_MODES:
+        grey = _unit_range(np.asarray(image, dtype=np.float64), image.mode)
+        if size is not None:
+            resized = Image.fromarray(grey.astype(np.float32), mode="F").resize(
+                (size[1], size[0]), bilinear)
+            grey = np.asarray(resized, dtype=np.float64)
+        array = np.repeat(grey[..., None], channels, axis=-1)
+        return array.astype(np.float32)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba)
+    image = image.convert("RGB" if channels == 3 else "L")
+    if size is not None:
+        image = image.resize((size[1], size[0]), bilinear)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array.reshape(*array.shape[:2], channels)
+
+
+def _unit_range(values: np.ndarray, mode: str) -> np.ndarray:
+    """The pixels of a one-channel wide ``mode`` scaled to [0, 1]."""
+    if not np.isfinite(values).all():
+        return values  # refused by the caller, with the file's name
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and low >= 0 and high <= 65535):
+        return values / 65535.0
+    if mode == "F" and low >= 0 and high <= 1:
+        return values
+    if high == low:
+        return np.zeros_like(values)
+    return (values - low) / (high - low)

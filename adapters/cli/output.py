@@ -1,7 +1,13 @@
 """What the command writes: report lines, heatmaps, and files staged until success.
 
-Files go to a temporary folder beside the output folder and move in only when the command
-succeeds, so a command that fails leaves nothing half-written there.
+Files go to a hidden temporary folder inside the output folder and move in only when the
+command succeeds, after every target name has been checked, so a command that fails leaves
+nothing half-written there. The output folder is created if missing (and removed again if
+the command that created it fails); nothing outside it is written, so ``--out .`` works in
+a folder whose parent is read-only.
+
+Two inputs with the same file stem (``a/three.png`` and ``b/three.png``) get distinct output
+names: see :func:`unique_stems`.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,10 +26,15 @@ import numpy as np
 
 import visualize as vis
 
+from .errors import CommandError
+
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Staging", "heat", "say", "staged_output"]
+__all__ = ["Staging", "check_out", "heat", "say", "staged_output", "unique_stems"]
+
+#: How the hidden staging folder inside the output folder begins.
+STAGING_PREFIX = ".saliency-partial-"
 
 
 def say(message: str) -> None:
@@ -76,17 +87,90 @@ class Staging:
         return self.out / name
 
 
-@contextlib.contextmanager
-def staged_output(out: Path) -> Iterator[Staging]:
-    """A temporary folder beside ``out`` whose files move into ``out`` only on success.
+def unique_stems(paths: Sequence[str]) -> list[str]:
+    """One output stem per input: its file stem, numbered where two inputs share one.
+
+    The rule: each input gets its file name without the suffix. When several inputs have
+    the same stem (compared without regard to case, for file systems that ignore it), the
+    first keeps it and each later one, in the order given, gets the first of ``-2``,
+    ``-3``, ... that no other input's stem already uses.
 
     Args:
-        out: the output folder; it and its parents are created if missing.
+        paths: the input files, in the order given.
+
+    Returns:
+        The stems, one per path, pairwise distinct (ignoring case).
+
+    Example:
+        >>> unique_stems(["a/three.png", "b/three.png", "c/three-2.png", "one.png"])
+        ['three', 'three-3', 'three-2', 'one']
+    """
+    stems = [Path(name).stem for name in paths]
+    reserved = {stem.casefold() for stem in stems}
+    taken: set[str] = set()
+    result: list[str] = []
+    for stem in stems:
+        unique, number = stem, 2
+        while unique.casefold() in taken:
+            unique = f"{stem}-{number}"
+            if unique.casefold() in reserved:
+                unique = stem  # another input's own stem: try the next number
+            number += 1
+        taken.add(unique.casefold())
+        result.append(unique)
+    return result
+
+
+def check_out(out: Path) -> None:
+    """Refuse an output folder that names a file, or that cannot be created or written.
+
+    Checks without writing anything, so that a command can refuse before its work.
+
+    Raises:
+        CommandError: if ``out`` (or the nearest of its parents that exists) is not a
+            folder, or that folder is not writable.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "notes.txt").write_text("x")
+        1
+        >>> check_out(root / "maps")
+        >>> try:
+        ...     check_out(root / "notes.txt")
+        ... except CommandError as error:
+        ...     print(str(error).startswith("--out: expected a folder"))
+        True
+    """
+    folder = Path(out).absolute()
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"--out: expected a folder, got the file {out}")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandError(f"--out: cannot create the folder {out}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"--out: cannot write into {out}: {existing} is not writable")
+
+
+@contextlib.contextmanager
+def staged_output(out: Path) -> Iterator[Staging]:
+    """A hidden temporary folder inside ``out`` whose files move into ``out`` on success.
+
+    Args:
+        out: the output folder; it and its parents are created if missing, and removed
+            again if the block fails.
 
     Yields:
         The :class:`Staging` to write the files to. When the block ends without an
-        exception, every file moves into ``out`` (replacing files of the same names);
-        either way the temporary folder is removed.
+        exception, every target in ``out`` is checked first (a folder in the way of a file
+        ends the command before anything moves); then every file moves into ``out``
+        (replacing files of the same names). Either way the temporary folder is removed.
+
+    Raises:
+        CommandError: if ``out`` is a file or cannot be created or written, or if a folder
+            in ``out`` has the name of a file to write.
 
     Example:
         >>> import tempfile
@@ -95,17 +179,40 @@ def staged_output(out: Path) -> Iterator[Staging]:
         ...     path = staging.npy("zeros.npy", np.zeros(3))
         >>> path == root / "maps" / "zeros.npy", path.is_file()
         (True, True)
-        >>> sorted(p.name for p in root.iterdir())
-        ['maps']
+        >>> sorted(p.name for p in root.iterdir()), sorted(p.name for p in path.parent.iterdir())
+        (['maps'], ['zeros.npy'])
     """
     shown = Path(out)
-    out = shown.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
+    check_out(shown)
+    folder = shown.absolute()
+    created = None  # the topmost folder this run creates, removed if the run fails
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        created = parent
     try:
-        yield Staging(folder, shown)
-        out.mkdir(exist_ok=True)
-        for item in sorted(folder.iterdir()):
-            os.replace(item, out / item.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+    except OSError as error:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise CommandError(f"--out: cannot write into {shown}: {error}") from None
+    succeeded = False
+    try:
+        yield Staging(staging, shown)
+        items = sorted(staging.iterdir())
+        for item in items:
+            target = folder / item.name
+            if target.is_dir() and not target.is_symlink():
+                raise CommandError(f"--out: cannot write {shown / item.name}: a folder of "
+                                   "that name is in the way; nothing was written")
+        try:
+            for item in items:
+                os.replace(item, folder / item.name)
+        except OSError as error:
+            raise CommandError(f"--out: cannot write into {shown}: {error}") from None
+        succeeded = True
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        if not succeeded and created is not None:
+            shutil.rmtree(created, ignore_errors=True)

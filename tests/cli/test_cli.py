@@ -48,7 +48,8 @@ def test_demo_writes_every_figure(demo_run, capsys):
     # a grid of 4 digits x (input + 6 noise levels), 96-pixel cells plus labels
     width, height = Image.open(demo_run / "noise_levels.png").size
     assert width > 7 * 96 and height > 4 * 96
-    assert not list(demo_run.parent.glob(".figures-partial-*"))
+    assert not list(demo_run.glob(".saliency-partial-*"))
+    assert not list(demo_run.parent.glob(".*partial*"))
 
 
 @pytest.mark.slow
@@ -188,8 +189,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert err.count("\n") == 1 and err.startswith("saliency: error: ")
     assert message in err
     assert "Traceback" not in err
-    assert not out.exists() or not any(out.iterdir())
-    assert not list(tmp_path.glob(".out-partial-*"))
+    assert not out.exists() or not any(out.iterdir())  # the staging folder included
+    assert not list(tmp_path.glob(".*partial*"))
 
 
 def test_importing_the_command_imports_no_framework():
