@@ -30,7 +30,7 @@ from ._checks import (
 )
 from ._streaming import RunningStatistic, cast_result, stream_rows
 from .noise import NOISE_SCHEMES, NoiseStream
-from .types import AttributionFn
+from .types import AttributionFn, SeedLike
 
 __all__ = ["AGGREGATES", "NOISE_SCHEMES", "noise_sigma", "smoothgrad"]
 
@@ -50,7 +50,6 @@ class _DefaultNoiseLevel(float):
 
 _DEFAULT_NOISE_LEVEL = _DefaultNoiseLevel(0.15)
 
-SeedLike = int | np.random.Generator | np.random.SeedSequence | None
 
 
 def noise_sigma(x: np.ndarray, noise_level: float) -> np.ndarray:

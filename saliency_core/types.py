@@ -12,7 +12,11 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["AttributionFn", "GradientFn", "LayerFn", "PredictFn"]
+__all__ = ["AttributionFn", "GradientFn", "LayerFn", "PredictFn", "SeedLike"]
+
+#: What ``seed=`` takes everywhere: None (fresh entropy), an int, a ``SeedSequence`` or a
+#: ``Generator`` (used, and advanced, as it is).
+SeedLike = int | np.random.Generator | np.random.SeedSequence | None
 
 
 class GradientFn(Protocol):

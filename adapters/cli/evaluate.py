@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from adapters.demo.evaluation import magnitude
 from saliency_core import metrics
 
 from .errors import CommandError
@@ -113,12 +114,12 @@ def run(args: argparse.Namespace) -> int:
     for name in bar:
         method = METHODS[name]
         say(f"{method.description}: maps and metrics for {len(x)} image(s)")
-        shown = _magnitude(compute_maps(method, model, x, target, options))
+        shown = magnitude(compute_maps(method, model, x, target, options))
         values = _measure(predict, x, shown, target, masks, args)
         if args.stability:
             explain = partial(compute, method, model, options=options)
             values["stability"] = metrics.stability(
-                lambda rows_x, t, explain=explain: _magnitude(explain(rows_x, t)), x, target,
+                lambda rows_x, t, explain=explain: magnitude(explain(rows_x, t)), x, target,
                 n_samples=args.stability, seed=args.seed, batch_size=args.batch_size)
         means[name] = {metric: float(np.nanmean(v)) for metric, v in values.items()}
         for i, image in enumerate(args.input):
@@ -170,11 +171,6 @@ def read_masks(paths: list[str], size: tuple[int, int]) -> np.ndarray:
         except (UnidentifiedImageError, OSError) as error:
             raise CommandError(f"--masks: cannot read {name} as an image: {error}") from None
     return np.stack(masks)
-
-
-def _magnitude(maps: np.ndarray) -> np.ndarray:
-    maps = np.abs(np.asarray(maps, dtype=np.float64))
-    return maps.sum(axis=-1) if maps.ndim == 4 else maps
 
 
 def _measure(predict: Any, x: np.ndarray, shown: np.ndarray, target: np.ndarray,

@@ -43,7 +43,7 @@ from saliency_core import grad_cam, integrated_gradients, metrics, smoothgrad, v
 from . import load_samples
 from . import model as demo_model
 
-__all__ = ["METHOD_NAMES", "Study", "study"]
+__all__ = ["METHOD_NAMES", "Study", "magnitude", "study"]
 
 #: The methods of the side-by-side comparison, in the order they are reported.
 METHOD_NAMES = ("gradient", "SmoothGrad", "integrated gradients", "guided backprop",
@@ -98,8 +98,9 @@ class Study:
         return {field.name: plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
 
 
-def _magnitude(maps: np.ndarray) -> np.ndarray:
-    """The map as the paper shows it: ``|map|`` summed over channels, ``(N, H, W)``."""
+def magnitude(maps: np.ndarray) -> np.ndarray:
+    """The map as the paper shows it: ``|map|`` summed over channels, ``(N, H, W)`` float64
+    (channels-last ``(N, H, W, C)`` maps; ``(N, H, W)`` maps, Grad-CAM's, as they are)."""
     maps = np.abs(np.asarray(maps, dtype=np.float64))
     return maps.sum(axis=-1) if maps.ndim == 4 else maps
 
@@ -155,7 +156,7 @@ def study(
                        batch_size=batch_size)
 
     def measure(maps: np.ndarray, explain: Callable | None) -> dict[str, float]:
-        shown = _magnitude(maps)
+        shown = magnitude(maps)
         options: dict[str, Any] = {"steps": steps, "score": "softmax",
                                    "batch_size": batch_size, "channel_axis": -1}
         values = {
@@ -165,7 +166,7 @@ def study(
         }
         if explain is not None:
             values["stability"] = metrics.stability(
-                lambda rows, t: _magnitude(explain(rows, t)), x, target,
+                lambda rows, t: magnitude(explain(rows, t)), x, target,
                 n_samples=stability_samples, seed=seed, batch_size=batch_size)
         return {name: float(np.mean(value)) for name, value in values.items()}
 

@@ -30,8 +30,8 @@ from .._checks import (
     check_callback_output,
     check_positive_int,
 )
-from ..types import AttributionFn
-from .robustness import SeedLike, _stream_against_reference
+from ..types import AttributionFn, SeedLike
+from .robustness import _stream_against_reference
 from .similarity import SIMILARITIES, _pearson_rows, _spearman_rows, _ssim_rows
 
 __all__ = [

@@ -34,12 +34,12 @@ from .._checks import (
     check_callback_output,
     check_positive_int,
 )
-from ..types import AttributionFn
+from ..smoothing import _range_sigmas
+from ..types import AttributionFn, SeedLike
 from .similarity import _average_ranks, _constant_rows
 
 __all__ = ["avg_sensitivity", "local_lipschitz", "max_sensitivity", "stability"]
 
-SeedLike = int | np.random.Generator | np.random.SeedSequence | None
 
 
 def _check_number(value: object, name: str, *, positive: bool) -> float:
@@ -445,8 +445,7 @@ def _resolve_sigma(x: np.ndarray, noise_level: float | None, sigma: float | None
         return np.full(x.shape[0], _check_number(sigma, "sigma", positive=False))
     level = _check_number(0.1 if noise_level is None else noise_level, "noise_level",
                           positive=False)
-    flat = x.reshape(x.shape[0], -1)
-    sigmas = level * (flat.max(axis=1).astype(np.float64) - flat.min(axis=1))
+    sigmas = _range_sigmas(x, level)  # SmoothGrad's noise_sigma, overflow checked
     constant = np.flatnonzero(sigmas == 0)
     if level > 0 and constant.size:
         warnings.warn(

@@ -13,28 +13,12 @@ import pytest
 
 from adapters._backend import Callback, multiplicative_noise, reinitialise
 from tests.adapters import reference
-from tests.adapters.harness import load_harness
 from tests.conftest import FRAMEWORKS, require
 
 PUBLIC = {
     "CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights", "gradient_fn",
     "layer_fn", "owns", "predict_fn", "weight_layers",
 }
-
-
-@pytest.fixture(params=FRAMEWORKS, scope="module")
-def h(request):
-    return load_harness(request.param)
-
-
-@pytest.fixture(scope="module")
-def w():
-    return np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def x():
-    return np.random.default_rng(1).uniform(-1, 1, size=(5, 6)).astype(np.float32)
 
 
 def _linear(h, w):

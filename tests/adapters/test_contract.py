@@ -7,23 +7,6 @@ import pytest
 
 from saliency_core import smoothgrad, vanilla_gradient
 from tests.adapters import reference
-from tests.adapters.harness import load_harness
-from tests.conftest import FRAMEWORKS
-
-
-@pytest.fixture(params=FRAMEWORKS, scope="module")
-def h(request):
-    return load_harness(request.param)
-
-
-@pytest.fixture(scope="module")
-def w():
-    return np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def x():
-    return np.random.default_rng(1).uniform(-1, 1, size=(5, 6)).astype(np.float32)
 
 
 def test_adapter_offers_the_two_callbacks(h):
