@@ -14,12 +14,14 @@ the options with :func:`functools.partial` gives a callback again, so methods co
 
 from .cam import grad_cam, grad_cam_plus_plus, guided_grad_cam, resize_linear
 from .gradients import gradient_x_input, integrated_gradients, vanilla_gradient
+from .noise import DEFAULT_NOISE
 from .occlusion import occlusion
 from .smoothing import AGGREGATES, NOISE_SCHEMES, noise_sigma, smoothgrad
 from .types import AttributionFn, GradientFn, LayerFn, PredictFn
 
 __all__ = [
     "AGGREGATES",
+    "DEFAULT_NOISE",
     "NOISE_SCHEMES",
     "AttributionFn",
     "GradientFn",

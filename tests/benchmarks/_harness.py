@@ -512,7 +512,8 @@ def per_call_costs(framework: str, calls: int = 1000) -> dict[str, float]:
     from saliency_core import smoothgrad
 
     runs = {
-        "toolkit": lambda: smoothgrad(grad_fn, x, target, n_samples=calls, batch_size=1, seed=0),
+        "toolkit": lambda: smoothgrad(grad_fn, x, target, n_samples=calls, batch_size=1,
+                                      noise="iid", seed=0),
         "adapter": lambda: [grad_fn(x, target) for _ in range(calls)],
         "minimal": lambda: [minimal(x) for _ in range(calls)],
     }

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from saliency_core import _streaming, smoothgrad
+from saliency_core import NOISE_SCHEMES, _streaming, smoothgrad
 from tests.benchmarks._harness import machine_description, package_versions
 
 HERE = Path(__file__).resolve().parent
@@ -98,6 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="the report (default tests/benchmarks/RESULTS-overlap.md; with "
                         "--quick out/bench/RESULTS-overlap-quick.md, which git ignores)")
+    parser.add_argument("--noise", choices=NOISE_SCHEMES, default="iid",
+                        help="SmoothGrad's noise scheme (iid)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="runs of the noise alone and of each total; the best counts (2)")
     args = parser.parse_args(argv)
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     clock = time.perf_counter()
     x = np.random.default_rng(0).uniform(size=(args.inputs, args.side, args.side, 3))
     x = x.astype(np.float32)
-    options = dict(n_samples=args.n_samples, batch_size=args.batch_size, seed=0)
+    options = dict(n_samples=args.n_samples, batch_size=args.batch_size, noise=args.noise, seed=0)
     rows = args.inputs * args.n_samples
     chunks = -(-rows // args.batch_size)
 
@@ -174,8 +176,8 @@ def render(args, started, took, chunks, table, rates, part_inputs) -> str:  # no
         "",
         f"Settings: {args.inputs} inputs {args.side}x{args.side}x3 float32, "
         f"`n_samples={args.n_samples}`, `batch_size={args.batch_size}` ({chunks} chunks), "
-        '`noise="iid"`, the callback sleeping a fixed time per call and returning one value '
-        "per row. Noise alone: the rows made with no model (`noise_threads=0`), measured "
+        f'`noise="{args.noise}"`, the callback sleeping a fixed time per call and returning one '
+        "value per row. Noise alone: the rows made with no model (`noise_threads=0`), measured "
         "next to each total; model alone: the sleeps one after the other "
         f"({min(chunks, MODEL_CALLS)} calls timed, scaled to {chunks}). The first chunk "
         f"overlaps nothing: the floor is about {1 + 1 / chunks:.3f} where both are equal.",

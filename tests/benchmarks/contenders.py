@@ -114,6 +114,7 @@ def _toolkit(
             targets,
             n_samples=n_samples,
             noise_level=NOISE,
+            noise="iid",  # the peers draw independent noise: like for like
             batch_size=batch_size,
             seed=seed,
         )

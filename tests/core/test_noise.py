@@ -12,7 +12,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from saliency_core import AGGREGATES, NOISE_SCHEMES, smoothgrad
+from saliency_core import AGGREGATES, DEFAULT_NOISE, NOISE_SCHEMES, smoothgrad
 from saliency_core.noise import LHS_BLOCK, NoiseStream, block_size, block_sizes, normal_quantile
 from tests.core import callbacks
 from tests.core.test_registry import REGISTRY
@@ -80,13 +80,23 @@ def test_an_unknown_scheme_is_refused_before_any_call(noise, error, message):
 # --- iid is the noise of before, bit for bit ------------------------------------------------
 
 
+def test_the_default_is_the_latin_hypercube():
+    x = np.random.default_rng(1).uniform(size=(2, 5))
+    assert DEFAULT_NOISE == "lhs"
+    np.testing.assert_array_equal(
+        smoothgrad(Recording(), x, n_samples=6, seed=3),
+        smoothgrad(Recording(), x, n_samples=6, seed=3, noise="lhs"))
+    assert not np.array_equal(smoothgrad(Recording(), x, n_samples=6, seed=3),
+                              smoothgrad(Recording(), x, n_samples=6, seed=3, noise="iid"))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("noise", [{}, {"noise": "iid"}], ids=["default", "iid"])
-def test_iid_rows_are_numpys_standard_normal_in_row_order(dtype, noise):
+def test_iid_rows_are_numpys_standard_normal_in_row_order(dtype):
     x = np.random.default_rng(1).uniform(size=(3, 4, 2)).astype(dtype)
     sigma = np.array([0.5, 0.25, 2.0])
     recording = Recording()
-    result = smoothgrad(recording, x, n_samples=7, sigma=sigma, batch_size=5, seed=11, **noise)
+    result = smoothgrad(recording, x, n_samples=7, sigma=sigma, batch_size=5, seed=11,
+                        noise="iid")
     z = np.random.default_rng(11).standard_normal((3 * 7, 4, 2), dtype=dtype)
     owner = np.repeat(np.arange(3), 7)
     expected = z * sigma.astype(dtype)[owner, None, None] + x[owner]

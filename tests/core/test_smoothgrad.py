@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from saliency_core import integrated_gradients, noise_sigma, smoothgrad, vanilla_gradient
+from saliency_core.noise import LHS_BLOCK
 from tests.core import callbacks
 
 Z = 5.0  # standard errors allowed
@@ -246,12 +247,13 @@ def test_rows_of_a_call_carry_their_inputs_targets():
     np.testing.assert_array_equal(np.concatenate(seen), [4, 4, 4, 0, 0, 0, 9, 9, 9])
 
 
-def _peak_bytes(n_samples: int) -> int:
+def _peak_bytes(n_samples: int, noise: str = "iid") -> int:
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
     fn = lambda b, t: b * 2  # noqa: E731
     tracemalloc.start()
     try:
-        smoothgrad(fn, x, n_samples=n_samples, batch_size=16, aggregate="variance", seed=0)
+        smoothgrad(fn, x, n_samples=n_samples, batch_size=16, aggregate="variance",
+                   noise=noise, seed=0)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -263,6 +265,15 @@ def test_memory_does_not_grow_with_n_samples():
     # 1024 samples held at once would need 2 * 1024 rows; the stream keeps a few chunks
     assert large < small * 1.25 + 64 * 1024
     assert large < 2 * 1024 * row_bytes / 8
+
+
+def test_memory_of_the_default_noise_is_bounded_by_one_block():
+    # the Latin hypercube keeps one block of at most LHS_BLOCK rows, whatever n_samples is
+    full_block, eight_blocks = _peak_bytes(LHS_BLOCK, "lhs"), _peak_bytes(8 * LHS_BLOCK, "lhs")
+    row_bytes = 32 * 32 * 3 * 4
+    assert eight_blocks < full_block * 1.25 + 64 * 1024
+    # holding the 2 x 1024 rows would take 2 * 8 * LHS_BLOCK rows
+    assert eight_blocks < 2 * 8 * LHS_BLOCK * row_bytes / 4
 
 
 # --- composition ------------------------------------------------------------------------------
