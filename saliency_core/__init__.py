@@ -16,6 +16,7 @@ from .cam import grad_cam, grad_cam_plus_plus, guided_grad_cam, resize_linear
 from .gradients import gradient_x_input, integrated_gradients, vanilla_gradient
 from .noise import DEFAULT_NOISE
 from .occlusion import occlusion
+from .paths import blur_integrated_gradients, expected_gradients, guided_integrated_gradients
 from .smoothing import AGGREGATES, NOISE_SCHEMES, noise_sigma, smoothgrad
 from .types import AttributionFn, GradientFn, LayerFn, PredictFn
 
@@ -27,10 +28,13 @@ __all__ = [
     "GradientFn",
     "LayerFn",
     "PredictFn",
+    "blur_integrated_gradients",
+    "expected_gradients",
     "grad_cam",
     "grad_cam_plus_plus",
     "gradient_x_input",
     "guided_grad_cam",
+    "guided_integrated_gradients",
     "integrated_gradients",
     "noise_sigma",
     "occlusion",

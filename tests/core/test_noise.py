@@ -59,7 +59,7 @@ def symmetric(n: int, seed: int = 0) -> np.ndarray:
 def test_schemes_are_exported_and_every_one_is_in_the_registry():
     assert NOISE_SCHEMES[0] == "iid"
     assert {"iid", "antithetic", "lhs"} <= set(NOISE_SCHEMES)
-    covered = {method.kwargs.get("noise", "iid") for method in REGISTRY
+    covered = {method.kwargs.get("noise", DEFAULT_NOISE) for method in REGISTRY
                if method.function is smoothgrad}
     assert covered == set(NOISE_SCHEMES)
 

@@ -21,11 +21,15 @@ import pytest
 import saliency_core
 from saliency_core import (
     AGGREGATES,
+    DEFAULT_NOISE,
     NOISE_SCHEMES,
+    blur_integrated_gradients,
+    expected_gradients,
     grad_cam,
     grad_cam_plus_plus,
     gradient_x_input,
     guided_grad_cam,
+    guided_integrated_gradients,
     integrated_gradients,
     occlusion,
     smoothgrad,
@@ -49,7 +53,8 @@ REGISTRY = [
       for aggregate in AGGREGATES),
     *(Method(f"smoothgrad[{aggregate},{noise}]", smoothgrad,
              dict(n_samples=5, sigma=0.3, aggregate=aggregate, noise=noise, seed=0), "gradient")
-      for noise in NOISE_SCHEMES if noise != "iid" for aggregate in ("mean", "variance")),
+      for noise in NOISE_SCHEMES if noise != DEFAULT_NOISE
+      for aggregate in ("mean", "variance")),
     Method("vanilla_gradient", vanilla_gradient, {}, "gradient"),
     Method("gradient_x_input", gradient_x_input, {}, "gradient"),
     Method("integrated_gradients", integrated_gradients, dict(steps=7, baseline=0.25),
@@ -58,6 +63,13 @@ REGISTRY = [
     Method("grad_cam_plus_plus", grad_cam_plus_plus, {}, "layer"),
     Method("guided_grad_cam", guided_grad_cam, {}, "guided"),
     Method("occlusion", occlusion, dict(window=(2, 2, 3), stride=(1, 1, 3)), "predict"),
+    Method("blur_integrated_gradients", blur_integrated_gradients,
+           dict(max_sigma=2.0, steps=6), "gradient"),
+    Method("guided_integrated_gradients", guided_integrated_gradients,
+           dict(steps=8, baseline=0.25), "gradient"),
+    Method("expected_gradients", expected_gradients,
+           dict(baselines=np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 4, 3)),
+                n_samples=6, stdev=0.1, seed=0), "gradient"),
 ]
 
 #: Public functions of saliency_core that are helpers, not methods ``method(fn, x, target)``.
