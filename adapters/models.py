@@ -22,9 +22,9 @@ import numpy as np
 
 from saliency_core.types import GradientFn, LayerFn, PredictFn
 
-from ._backend import WeightTransform
+from ._backend import WeightTransform, multiplicative_noise, select_layers
 
-__all__ = ["FRAMEWORKS", "Model", "backend", "detect_framework"]
+__all__ = ["FRAMEWORKS", "Model", "backend", "detect_framework", "noisy_copies"]
 
 #: The backends, each with the module that must be imported for a model of it to exist.
 _FRAMEWORK_MODULES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
@@ -142,3 +142,76 @@ class Model:
         copied = self._backend.copy_with_weights(self.handle, transform, layers=layers,
                                                  seed=seed)
         return Model(copied, self.framework, layers=self.layers)
+
+
+# --------------------------------------------------------------------------- noisy copies
+# NoiseGrad and FusionGrad (saliency_core.weight_noise) take a factory of noisy copies of
+# the model; this makes one from any model, through the weight-copy hook.
+
+
+def noisy_copies(
+    model: Any,
+    callback: Callable[[Any], Callable[..., np.ndarray]] | None = None,
+    *,
+    sigma: float = 0.2,
+    layers: str | list[str] | None = None,
+) -> Callable[[np.random.SeedSequence], Callable[..., np.ndarray]]:
+    """The factory :func:`saliency_core.weight_noise.noise_grad` and ``fusion_grad`` take.
+
+    ``make_fn(seed_sequence)`` copies ``model`` with every weight of the chosen layers
+    multiplied by its own draw of ``N(1, sigma^2)`` (:func:`adapters._backend.
+    multiplicative_noise`, through the backend's ``copy_with_weights`` with an int seed
+    drawn from ``seed_sequence``), and returns ``callback(copy)``. Each layer's noise
+    depends only on that seed and the layer's name, so backends whose weights have the
+    same names and layouts get the same noise. ``model`` itself is never changed.
+
+    Args:
+        model: a :class:`Model` (the copies are Models, channels-last), or a framework's
+            model (a ``torch.nn.Module``, a Keras model, a JAX ``(apply_fn, params)`` pair;
+            the copies are of the same kind, in the framework's own layout).
+        callback: ``callback(copy) -> fn``, the attribution callback of a copy; None for
+            the copy's gradient (``copy.gradient_fn()`` for a Model, the backend's
+            ``gradient_fn(copy)`` otherwise). Grad-CAM over copies, for instance:
+            ``lambda m: partial(grad_cam, m.layer_fn("block")[0], channel_axis=-1)``.
+        sigma: the standard deviation of the multiplicative noise (0.2, as in the authors'
+            code; the paper tunes it so that accuracy drops by a few percent).
+        layers: the names of the layers to perturb (of ``weight_layers``); None for all.
+
+    Returns:
+        ``make_fn(seed_sequence) -> fn``.
+
+    Raises:
+        TypeError, ValueError: a bad ``sigma``, ``callback`` or layer name, or a model of
+            no framework, now, before any copy is made; a ``make_fn`` argument that is
+            not a ``numpy.random.SeedSequence``.
+    """
+    transform = multiplicative_noise(sigma)
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback: expected None or a callable callback(copy) -> fn, got "
+            f"{type(callback).__name__}"
+        )
+    if isinstance(model, Model):
+        select_layers(layers, model.weight_layers())
+
+        def copy(seed: int) -> Any:
+            return model.copy_with_weights(transform, layers=layers, seed=seed)
+
+        make_callback = callback or (lambda copied: copied.gradient_fn())
+    else:
+        module = backend(detect_framework(model))
+        select_layers(layers, module.weight_layers(model))
+
+        def copy(seed: int) -> Any:
+            return module.copy_with_weights(model, transform, layers=layers, seed=seed)
+
+        make_callback = callback or module.gradient_fn
+
+    def make_fn(seed_sequence: np.random.SeedSequence) -> Callable[..., np.ndarray]:
+        if not isinstance(seed_sequence, np.random.SeedSequence):
+            raise TypeError(
+                f"expected a numpy.random.SeedSequence, got {type(seed_sequence).__name__}"
+            )
+        return make_callback(copy(int(seed_sequence.generate_state(1, np.uint64)[0])))
+
+    return make_fn

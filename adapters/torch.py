@@ -374,6 +374,13 @@ def copy_with_weights(
         seed: each layer's generator is :func:`adapters._backend.layer_generator` of
             ``seed`` and the layer's name; its parameters are drawn in name order.
 
+    ``transform`` sees each weight in the layout Keras and JAX keep it in: a linear layer's
+    ``(out, in)`` weight as ``(in, out)``, a convolution's ``(out, in, *kernel)`` (or a
+    transposed one's ``(in, out, *kernel)``) as ``(*kernel, in, out)`` (``(*kernel, out,
+    in)``), turned back afterwards. So a seeded random transform gives every element the
+    same draw in the three frameworks, and NoiseGrad or a randomisation test of the same
+    network is the same in each.
+
     Examples:
         >>> import numpy as np
         >>> import torch
@@ -395,9 +402,22 @@ def copy_with_weights(
                 where = f"layer {name!r} weight {weight_name!r}"
                 current = parameter.detach().to("cpu", torch.float64 if parameter.dtype ==
                                                 torch.float64 else torch.float32).numpy()
-                new = apply_transform(transform, current, rng, where)
+                order = _portable_order(modules[name], weight_name, current.ndim)
+                new = apply_transform(transform, current.transpose(order), rng, where)
+                new = new.transpose(np.argsort(order))
                 parameter.copy_(torch.from_numpy(np.ascontiguousarray(new)).to(parameter.dtype))
     return duplicate
+
+
+def _portable_order(module: torch.nn.Module, weight_name: str, ndim: int) -> tuple[int, ...]:
+    """The axes that put a weight in Keras's and JAX's layout (kernel axes first)."""
+    if weight_name != "weight" or ndim < 2:
+        return tuple(range(ndim))
+    if isinstance(module, torch.nn.Linear) and ndim == 2:
+        return (1, 0)
+    if isinstance(module, torch.nn.modules.conv._ConvNd):
+        return (*range(2, ndim), 1, 0)
+    return tuple(range(ndim))
 
 
 # --------------------------------------------------------------------------- scores

@@ -12,35 +12,54 @@ the options with :func:`functools.partial` gives a callback again, so methods co
     maps = smoothgrad(partial(integrated_gradients, grad_fn, steps=20), x, target, seed=0)
 """
 
-from .cam import grad_cam, grad_cam_plus_plus, guided_grad_cam, resize_linear
+from .cam import (
+    SCORE_CAM_SCORES,
+    grad_cam,
+    grad_cam_plus_plus,
+    guided_grad_cam,
+    layer_cam,
+    resize_linear,
+    score_cam,
+)
 from .gradients import gradient_x_input, integrated_gradients, vanilla_gradient
 from .noise import DEFAULT_NOISE
 from .occlusion import occlusion
 from .paths import blur_integrated_gradients, expected_gradients, guided_integrated_gradients
+from .rise import rise
 from .smoothing import AGGREGATES, NOISE_SCHEMES, noise_sigma, smoothgrad
 from .types import AttributionFn, GradientFn, LayerFn, PredictFn
+from .weight_noise import fusion_grad, noise_grad
+from .xrai import black_white_integrated_gradients, xrai
 
 __all__ = [
     "AGGREGATES",
     "DEFAULT_NOISE",
     "NOISE_SCHEMES",
+    "SCORE_CAM_SCORES",
     "AttributionFn",
     "GradientFn",
     "LayerFn",
     "PredictFn",
+    "black_white_integrated_gradients",
     "blur_integrated_gradients",
     "expected_gradients",
+    "fusion_grad",
     "grad_cam",
     "grad_cam_plus_plus",
     "gradient_x_input",
     "guided_grad_cam",
     "guided_integrated_gradients",
     "integrated_gradients",
+    "layer_cam",
+    "noise_grad",
     "noise_sigma",
     "occlusion",
     "resize_linear",
+    "rise",
+    "score_cam",
     "smoothgrad",
     "vanilla_gradient",
+    "xrai",
 ]
 
 __version__ = "0.1.0"

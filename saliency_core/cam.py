@@ -1,4 +1,4 @@
-"""Grad-CAM and Grad-CAM++ from a layer callback, upsampled to the input's size.
+"""Class activation maps from a layer callback, upsampled to the input's size.
 
 A :class:`~saliency_core.types.LayerFn` gives, for a batch, one layer's activations ``A``
 and the gradients ``G = dS_c/dA`` of the target score. With ``k`` the channel and ``ij``
@@ -8,6 +8,10 @@ the spatial positions:
 - Grad-CAM++ (Chattopadhay et al. 2018): ``w_k = sum_ij a_kij ReLU(G_kij)`` with
   ``a_kij = G_kij^2 / (2 G_kij^2 + sum_ab A_kab G_kij^3)`` (0 where the denominator is 0),
   the closed form for an exponential of the score.
+- Layer-CAM (Jiang et al. 2021): a weight per position, ``map = ReLU(sum_k ReLU(G_k) A_k)``.
+- Score-CAM (Wang et al. 2020): no gradients; ``w_k`` is the model's score for the target
+  on the input masked by ``A_k`` (upsampled to the input, min-max normalised),
+  ``map = ReLU(sum_k w_k A_k)`` (:func:`score_cam`).
 
 The map has the layer's spatial shape and is resized to the input's spatial shape by
 (separable) linear interpolation with half-pixel centres, as image resizers do. SmoothGrad
@@ -26,14 +30,27 @@ import numpy as np
 from ._checks import (
     as_input_batch,
     as_targets,
+    check_bool,
     check_callable,
+    check_choice,
     check_positive_int,
 )
-from ._streaming import call_layer_chunk, cast_result, chunk_bounds
+from ._streaming import _progress_bar, call_chunk, call_layer_chunk, cast_result, chunk_bounds
 from .gradients import vanilla_gradient
-from .types import GradientFn, LayerFn
+from .types import GradientFn, LayerFn, PredictFn
 
-__all__ = ["grad_cam", "grad_cam_plus_plus", "guided_grad_cam", "resize_linear"]
+__all__ = [
+    "SCORE_CAM_SCORES",
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "guided_grad_cam",
+    "layer_cam",
+    "resize_linear",
+    "score_cam",
+]
+
+#: What ``score_cam(..., score=...)`` weighs each activation map by.
+SCORE_CAM_SCORES = ("probability", "output", "channel-softmax")
 
 _Weighting = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -149,6 +166,11 @@ def _alpha_weights(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     denominator = 2 * g2 + a.sum(axis=spatial, keepdims=True) * g2 * g
     alpha = np.divide(g2, denominator, out=np.zeros_like(g2), where=denominator != 0)
     return (alpha * np.maximum(g, 0)).sum(axis=spatial, keepdims=True)
+
+
+def _positive_gradients(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Layer-CAM: a weight per channel and position, ``ReLU(G_kij)``."""
+    return np.maximum(g, 0)
 
 
 def _weighted_map(a: np.ndarray, weights: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -437,3 +459,244 @@ def guided_grad_cam(
     if input_channel_axis is None:
         return guided * cam
     return guided * np.expand_dims(cam, _axis(input_channel_axis, x.ndim, "input_channel_axis"))
+
+
+def layer_cam(
+    layer_fn: LayerFn,
+    x: np.ndarray,
+    target: int | np.ndarray | None = None,
+    *,
+    channel_axis: int = _CHANNELS_LAST,
+    input_channel_axis: int | None = _CHANNELS_LAST,
+    size: tuple[int, ...] | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Layer-CAM maps, resized to the input's spatial shape (options as :func:`grad_cam`).
+
+    Each position of each channel is weighted by its own positive gradient,
+    ``map = ReLU(sum_k ReLU(G_k) * A_k)``, instead of Grad-CAM's one weight per channel, so
+    maps from shallow layers keep their fine detail. (The paper's fusion of several layers,
+    which rescales shallow maps by ``tanh``, is left to the caller.)
+
+    Examples:
+        Only positive gradients count, position by position:
+
+        >>> a = np.array([[[[1.0], [3.0]], [[2.0], [2.0]]]])  # (1, 2, 2, 1), NHWC
+        >>> g = np.array([[[[2.0], [-1.0]], [[0.5], [0.0]]]])
+        >>> layer_cam(lambda x, t: (a, g), np.zeros((1, 2, 2, 3)))
+        array([[[2., 0.],
+                [1., 0.]]])
+
+    References:
+        Jiang, Zhang, Hou, Cheng, Wei (2021). LayerCAM: exploring hierarchical class
+        activation maps for localization. IEEE Transactions on Image Processing 30,
+        equations 4 and 5.
+    """
+    x, targets, output_size, batch_size = _prepare(
+        layer_fn, x, target, channel_axis=channel_axis, input_channel_axis=input_channel_axis,
+        size=size, batch_size=batch_size,
+    )
+    return _cam(_positive_gradients, layer_fn, x, targets, channel_axis=channel_axis,
+                size=output_size, batch_size=batch_size, size_given=size is not None)
+
+
+def _layer_activations(
+    layer_fn: LayerFn,
+    x: np.ndarray,
+    targets: np.ndarray | None,
+    *,
+    channel_axis: int,
+    size: tuple[int, ...],
+    batch_size: int,
+) -> np.ndarray:
+    """The layer's activations of every input, float64 ``(N, C, *spatial)``."""
+    activations: np.ndarray | None = None
+    trailing: tuple[int, ...] | None = None
+    axis = 0
+    for start, stop in chunk_bounds(x.shape[0], batch_size):
+        chunk_targets = None if targets is None else targets[start:stop]
+        chunk, _ = call_layer_chunk(layer_fn, x[start:stop], chunk_targets, start=start,
+                                    stop=stop, expected_trailing=trailing)
+        if trailing is None:
+            axis = _layer_channel_axis(chunk.shape, channel_axis, size, (start, stop - 1),
+                                       guess=True)
+            trailing = chunk.shape[1:]
+        moved = np.moveaxis(chunk.astype(np.float64), axis, 1)
+        if activations is None:
+            activations = np.empty((x.shape[0], *moved.shape[1:]), dtype=np.float64)
+        activations[start:stop] = moved
+    return activations  # type: ignore[return-value]
+
+
+def _softmax(values: np.ndarray, axis: int) -> np.ndarray:
+    shifted = values - values.max(axis=axis, keepdims=True)
+    np.exp(shifted, out=shifted)
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+def _target_scores(
+    outputs: np.ndarray, targets: np.ndarray | None, score: str, rows: tuple[int, int]
+) -> np.ndarray:
+    """One float64 score per row from a checked ``predict_fn`` result."""
+    where = f"predict_fn call for rows {rows[0]}..{rows[1]}"
+    values = outputs.astype(np.float64)
+    if targets is None:
+        if values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1):
+            return values.reshape(-1)
+        raise ValueError(
+            f"{where}: expected one score per row, shape (k,) or (k, 1), with target=None, "
+            f"got shape {outputs.shape}; pass target= to pick an output"
+        )
+    if values.ndim != 2:
+        raise ValueError(
+            f"{where}: expected outputs of shape (k, n_outputs) for integer targets, got "
+            f"shape {outputs.shape}"
+        )
+    if targets.max() >= values.shape[1]:
+        raise ValueError(
+            f"{where}: expected targets below {values.shape[1]} (the model's outputs per "
+            f"row), got {int(targets.max())}"
+        )
+    if score == "probability":
+        with np.errstate(over="ignore", under="ignore"):
+            values = _softmax(values, axis=1)
+    return values[np.arange(len(values)), targets]
+
+
+def score_cam(
+    layer_fn: LayerFn,
+    x: np.ndarray,
+    target: int | np.ndarray | None = None,
+    *,
+    predict_fn: PredictFn,
+    score: str = "probability",
+    channel_axis: int = _CHANNELS_LAST,
+    input_channel_axis: int | None = _CHANNELS_LAST,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
+    """Score-CAM maps: activation maps weighted by the model's score on masked inputs.
+
+    For input ``x`` and each channel ``k`` of the layer, the activation map ``A_k`` is
+    resized to ``x``'s spatial shape (:func:`resize_linear`), min-max normalised to
+    ``[0, 1]`` to give a mask ``H_k``, and the model is run on ``x * H_k`` (the mask
+    broadcast over ``x``'s channels). The channel's weight ``w_k`` is that run's score for
+    the target, and ``map = ReLU(sum_k w_k A_k)`` at the layer's resolution, resized to the
+    input's, as :func:`grad_cam` does. A channel whose resized map is constant has no mask:
+    its weight is 0 and the model is not run for it (as in the authors' code). The masked
+    inputs of all inputs and channels, ``N x C`` rows, go to ``predict_fn`` in chunks of at
+    most ``batch_size``, made chunk by chunk, so memory is ``O(batch_size x input)``
+    beyond the layer's activations.
+
+    Args:
+        layer_fn: ``layer_fn(x, target) -> (activations, gradients)`` for one layer (an
+            adapter's ``layer_fn``); only the activations are used, once per input.
+        x: a batch ``(N, *input_shape)``.
+        target: None, one output index for all inputs, or one per input ``(N,)``.
+        predict_fn: the model's outputs ``predict_fn(x) -> (k, n_outputs)``, or one score
+            per row ``(k,)`` for ``target=None``.
+        score: the weight of a channel, one of :data:`SCORE_CAM_SCORES`:
+            ``"probability"`` (the default): the softmax over the model's outputs of the
+            masked input, at the target, as in Wang et al.'s code and tf-keras-vis's
+            ``Scorecam`` (pass ``"output"`` for a model that ends in a softmax already);
+            ``"output"``: the model's output at the target, as it is;
+            ``"channel-softmax"``: those outputs, softmaxed over the channels of each input,
+            as pytorch-grad-cam's ``ScoreCAM`` does. The paper's increase of confidence over
+            a baseline, ``f(x * H_k) - f(x_b)``, is not subtracted (nor is it in any of
+            these implementations).
+        channel_axis: the channel axis of the layer's activations (-1 for NHWC, 1 for NCHW).
+        input_channel_axis: the channel axis of ``x``, over which the mask is broadcast;
+            None when ``x`` has no channel axis.
+        batch_size: the most rows sent to each callback in one call.
+        progress: True to show a tqdm progress bar over the masked inputs.
+
+    Returns:
+        ``(N, *spatial)`` non-negative maps (``x``'s shape without its channel axis) in
+        ``x``'s float dtype.
+
+    Raises:
+        ValueError, TypeError: bad input, before any callback is called (``target=None``
+            with ``score="probability"`` too: a softmax over one score is always 1); a
+            callback result of the wrong shape, or targets beyond the model's outputs,
+            naming the rows of the call.
+
+    Examples:
+        A model that reads the total of the input: the brighter mask gets the larger
+        weight.
+
+        >>> a = np.array([[[[0.0, 1.0], [1.0, 0.0]], [[2.0, 0.0], [0.0, 0.0]]]])  # NCHW
+        >>> layer = lambda x, t: (a, np.zeros_like(a))
+        >>> total = lambda x: x.reshape(len(x), -1).sum(axis=1)
+        >>> score_cam(layer, np.ones((1, 1, 2, 2)), score="output", predict_fn=total,
+        ...           channel_axis=1, input_channel_axis=1)
+        array([[[2., 2.],
+                [2., 0.]]])
+
+    References:
+        Wang, Wang, Du, Yang, Zhang, Ding, Mardziel, Hu (2020). Score-CAM: score-weighted
+        visual explanations for convolutional neural networks. CVPR Workshops;
+        arXiv:1910.01279, section 3 and algorithm 1.
+    """
+    check_callable(predict_fn, "predict_fn")
+    x, targets, size, batch_size = _prepare(
+        layer_fn, x, target, channel_axis=channel_axis, input_channel_axis=input_channel_axis,
+        size=None, batch_size=batch_size,
+    )
+    score = check_choice(score, "score", SCORE_CAM_SCORES)
+    progress = check_bool(progress, "progress")
+    if score == "probability" and targets is None:
+        raise ValueError(
+            "score='probability' takes the softmax of the model's outputs at the target, so "
+            "it needs a target, got target=None; pass target=, or score='output' for a model "
+            "that gives one score per row"
+        )
+    mask_axis = (None if input_channel_axis is None
+                 else _axis(input_channel_axis, x.ndim, "input_channel_axis"))
+    activations = _layer_activations(layer_fn, x, targets, channel_axis=channel_axis,
+                                     size=size, batch_size=batch_size)
+    n_inputs, n_channels = activations.shape[:2]
+    flat = activations.reshape(n_inputs * n_channels, *activations.shape[2:])
+    # the resized maps' ranges, chunk by chunk: constant maps give no mask
+    low = np.empty(len(flat))
+    high = np.empty(len(flat))
+    for start, stop in chunk_bounds(len(flat), batch_size):
+        resized = _resize(flat[start:stop], size).reshape(stop - start, -1)
+        low[start:stop], high[start:stop] = resized.min(axis=1), resized.max(axis=1)
+    rows = np.flatnonzero(high > low)  # (input, channel) pairs, input-major
+    scores = np.zeros(len(flat))
+    bar = _progress_bar(len(rows), "Score-CAM") if progress and len(rows) else None
+    trailing: tuple[int, ...] | None = None
+    try:
+        for start, stop in chunk_bounds(len(rows), batch_size):
+            chunk = rows[start:stop]
+            owners = chunk // n_channels
+            masks = _resize(flat[chunk], size)
+            spread = (high[chunk] - low[chunk]).reshape((-1,) + (1,) * len(size))
+            masks = (masks - low[chunk].reshape(spread.shape)) / spread
+            if mask_axis is not None:
+                masks = np.expand_dims(masks, mask_axis)
+            masked = (x[owners] * masks).astype(x.dtype, copy=False)
+            del masks
+            outputs = call_chunk(predict_fn, masked, start=start, stop=stop,
+                                 expected_trailing=trailing, name="predict_fn")
+            del masked
+            trailing = outputs.shape[1:]
+            scores[chunk] = _target_scores(outputs, None if targets is None else
+                                           targets[owners], score, (start, stop - 1))
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+    weights = scores.reshape(n_inputs, n_channels)
+    if score == "channel-softmax":
+        masked_out = (high > low).reshape(n_inputs, n_channels)
+        shifted = np.where(masked_out, weights, -np.inf)
+        top = shifted.max(axis=1, keepdims=True)
+        exponent = np.where(masked_out, np.exp(shifted - np.where(np.isfinite(top), top, 0)), 0)
+        total = exponent.sum(axis=1, keepdims=True)
+        weights = np.divide(exponent, total, out=np.zeros_like(exponent), where=total > 0)
+    weights = weights.reshape(weights.shape + (1,) * len(size))
+    with np.errstate(over="ignore", invalid="ignore"):
+        maps = _weighted_map(activations, weights, size)
+    return cast_result(maps, x.dtype, name="predict_fn")

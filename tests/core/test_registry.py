@@ -23,17 +23,24 @@ from saliency_core import (
     AGGREGATES,
     DEFAULT_NOISE,
     NOISE_SCHEMES,
+    black_white_integrated_gradients,
     blur_integrated_gradients,
     expected_gradients,
+    fusion_grad,
     grad_cam,
     grad_cam_plus_plus,
     gradient_x_input,
     guided_grad_cam,
     guided_integrated_gradients,
     integrated_gradients,
+    layer_cam,
+    noise_grad,
     occlusion,
+    rise,
+    score_cam,
     smoothgrad,
     vanilla_gradient,
+    xrai,
 )
 
 
@@ -43,8 +50,12 @@ class Method:
     function: Callable[..., np.ndarray]
     kwargs: dict[str, Any]
     #: "gradient": fn(x, target) -> like x; "layer": layer_fn(x, target) -> (A, G);
-    #: "guided": a gradient callback and layer_fn=; "predict": predict_fn(x) -> (k, C)
+    #: "guided": a gradient callback and layer_fn=; "predict": predict_fn(x) -> (k, C);
+    #: "scored-layer": a layer callback and predict_fn=; "copies": a factory of noisy
+    #: copies' gradient callbacks, make_fn(seed_sequence) -> fn
     callback: str
+    #: True for maps of the input's spatial shape only, (N, H, W)
+    spatial: bool = False
 
 
 REGISTRY = [
@@ -70,6 +81,20 @@ REGISTRY = [
     Method("expected_gradients", expected_gradients,
            dict(baselines=np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 4, 3)),
                 n_samples=6, stdev=0.1, seed=0), "gradient"),
+    # a small segmentation size: the default 224 x 224 would take minutes here
+    Method("xrai", xrai, dict(segmentation_size=(16, 16), min_size=10, min_pixel_diff=1),
+           "gradient", spatial=True),
+    Method("xrai[fast,segments]", xrai,
+           dict(segments=[[np.arange(16).reshape(4, 4) % 3 == k for k in range(3)]] * 5,
+                algorithm="fast", min_pixel_diff=1), "gradient", spatial=True),
+    Method("black_white_integrated_gradients", black_white_integrated_gradients,
+           dict(steps=7), "gradient"),
+    Method("rise", rise, dict(n_masks=12, grid_size=2, seed=0), "predict", spatial=True),
+    Method("layer_cam", layer_cam, {}, "layer"),
+    Method("score_cam", score_cam, {}, "scored-layer", spatial=True),
+    Method("noise_grad", noise_grad, dict(n_models=3, seed=0), "copies"),
+    Method("fusion_grad", fusion_grad, dict(n_models=2, n_samples=3, sigma=0.3, seed=0),
+           "copies"),
 ]
 
 #: Public functions of saliency_core that are helpers, not methods ``method(fn, x, target)``.
@@ -123,7 +148,18 @@ def counted_callbacks(method: Method) -> tuple[list[Counted], dict[str, Any]]:
     if method.callback == "guided":
         guided, layer_fn = Counted(gradient), Counted(layer)
         return [guided, layer_fn], {"layer_fn": layer_fn}
+    if method.callback == "scored-layer":
+        layer_fn, predict_fn = Counted(layer), Counted(predict)
+        return [layer_fn, predict_fn], {"predict_fn": predict_fn}
+    if method.callback == "copies":
+        return [Counted(noisy_copy)], {}
     return [Counted(predict)], {}
+
+
+def noisy_copy(seed_sequence: np.random.SeedSequence) -> Callable[..., np.ndarray]:
+    """A factory of noisy copies: the gradient scaled by the copy's own N(1, 0.1) draw."""
+    scale = np.random.default_rng(seed_sequence).normal(1.0, 0.1)
+    return lambda x, target: (gradient(x, target) * scale).astype(x.dtype)
 
 
 def run(method: Method, x: Any, target: Any = None, **options: Any) -> tuple[Any, list[Counted]]:
@@ -199,7 +235,7 @@ def test_shape_is_kept(method):
     x = inputs()
     result, _ = run(method, x, TARGETS)
     # class activation maps drop the channel axis; every other method returns x's shape
-    expected = x.shape[:-1] if method.callback == "layer" else x.shape
+    expected = x.shape[:-1] if method.callback == "layer" or method.spatial else x.shape
     assert result.shape == expected
     assert np.isfinite(result).all() and np.abs(result).max() > 0
 
