@@ -26,7 +26,14 @@ from .noise import DEFAULT_NOISE
 from .occlusion import occlusion
 from .paths import blur_integrated_gradients, expected_gradients, guided_integrated_gradients
 from .rise import rise
-from .smoothing import AGGREGATES, NOISE_SCHEMES, noise_sigma, smoothgrad
+from .smoothing import (
+    AGGREGATES,
+    FEATURE_SPREADS,
+    NOISE_SCHEMES,
+    feature_sigma,
+    noise_sigma,
+    smoothgrad,
+)
 from .types import AttributionFn, GradientFn, LayerFn, PredictFn
 from .weight_noise import fusion_grad, noise_grad
 from .xrai import black_white_integrated_gradients, xrai
@@ -34,6 +41,7 @@ from .xrai import black_white_integrated_gradients, xrai
 __all__ = [
     "AGGREGATES",
     "DEFAULT_NOISE",
+    "FEATURE_SPREADS",
     "NOISE_SCHEMES",
     "SCORE_CAM_SCORES",
     "AttributionFn",
@@ -43,6 +51,7 @@ __all__ = [
     "black_white_integrated_gradients",
     "blur_integrated_gradients",
     "expected_gradients",
+    "feature_sigma",
     "fusion_grad",
     "grad_cam",
     "grad_cam_plus_plus",

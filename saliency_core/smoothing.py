@@ -6,9 +6,9 @@ with ``sigma = noise_level * (max(x) - min(x))`` per input (the paper's noise le
 works best; section 3.2) or an absolute ``sigma``. ``aggregate`` picks the statistic of the
 noisy maps: their mean (SmoothGrad), the mean of their absolute values or squares
 (SmoothGrad-squared), or their variance (VarGrad). ``noise`` picks how the draws of one
-input depend on each other (:mod:`saliency_core.noise`): independent (the default),
-antithetic pairs, or Latin hypercube strata, which give the same expectation with a smaller
-Monte Carlo error.
+input depend on each other (:mod:`saliency_core.noise`): Latin hypercube strata (the
+default), independent draws or antithetic pairs; all give the same expectation, the strata
+with the smallest Monte Carlo error.
 """
 
 from __future__ import annotations
@@ -32,10 +32,14 @@ from ._streaming import RunningStatistic, cast_result, stream_rows
 from .noise import DEFAULT_NOISE, NOISE_SCHEMES, NoiseStream
 from .types import AttributionFn, SeedLike
 
-__all__ = ["AGGREGATES", "NOISE_SCHEMES", "noise_sigma", "smoothgrad"]
+__all__ = ["AGGREGATES", "FEATURE_SPREADS", "NOISE_SCHEMES", "feature_sigma", "noise_sigma",
+           "smoothgrad"]
 
 #: The statistics ``smoothgrad`` can take over the noisy maps.
 AGGREGATES = ("mean", "abs", "square", "variance")
+
+#: The spreads :func:`feature_sigma` can scale: ``max - min`` or the standard deviation.
+FEATURE_SPREADS = ("range", "std")
 
 #: The most threads ``smoothgrad(..., noise_threads=...)`` takes.
 MAX_NOISE_THREADS = 64
@@ -90,10 +94,70 @@ def _range_sigmas(x: np.ndarray, level: float) -> np.ndarray:
     return sigmas
 
 
+def feature_sigma(data: np.ndarray, noise_level: float, *, spread: str = "range") -> np.ndarray:
+    """Per-feature standard deviations from a data set: ``noise_level`` times each spread.
+
+    For tabular data (and any input whose elements are on different scales) the noise of
+    element ``j`` is set by how much element ``j`` varies across the data set, not by the
+    range of one input: ``noise_level * (max_m data[m, j] - min_m data[m, j])`` for
+    ``spread="range"`` (the paper's convention, taken per feature), or
+    ``noise_level * std_m data[m, j]`` (the population standard deviation) for
+    ``spread="std"``. Pass the result as ``smoothgrad(..., sigma=...)``: it has one input's
+    shape, so it is the same for every input.
+
+    Args:
+        data: the data set ``(M, *input_shape)`` (the training set, say), checked as every
+            method checks ``x``.
+        noise_level: a finite number ``>= 0``.
+        spread: ``"range"`` (``max - min``, the default) or ``"std"``.
+
+    Returns:
+        float64 of shape ``input_shape``, never negative; 0 where a feature is constant
+        across ``data`` (that feature gets no noise).
+
+    Raises:
+        ValueError, TypeError: a bad ``data``, ``noise_level`` or ``spread``, or spreads too
+            large for float64.
+
+    Examples:
+        >>> data = np.array([[0.0, 10.0], [1.0, 30.0], [2.0, 20.0]])
+        >>> feature_sigma(data, 0.1)
+        array([0.2, 2. ])
+        >>> feature_sigma(data, 0.5, spread="std").round(4)
+        array([0.4082, 4.0825])
+    """
+    data = as_input_batch(data, name="data")
+    level = check_non_negative(noise_level, "noise_level")
+    spread = check_choice(spread, "spread", FEATURE_SPREADS)
+    wide = data.astype(np.float64, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if spread == "range":
+            sigmas = level * (wide.max(axis=0) - wide.min(axis=0))
+        else:
+            sigmas = level * wide.std(axis=0)
+    if not np.isfinite(sigmas).all():
+        raise ValueError(
+            f"data: expected noise_level * {spread} of each feature within float64, got an "
+            f"overflow for {int((~np.isfinite(sigmas)).sum())} feature(s); rescale the data"
+        )
+    return sigmas
+
+
+def _describe(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def _resolve_sigma(
     x: np.ndarray, noise_level: float, sigma: float | np.ndarray | None
 ) -> np.ndarray:
-    n = x.shape[0]
+    """The standard deviations of the noise, shaped to broadcast against ``x``.
+
+    Returns float64 of shape ``(N, 1, ..., 1)`` (one per input: from ``noise_level``, a
+    number, or one value per input) or ``(N, *input_shape)`` (one per element, possibly a
+    read-only broadcast view), so ``sigmas[i]`` scales the noise of input ``i`` either way.
+    """
+    n, input_shape = x.shape[0], x.shape[1:]
+    per_input_shape = (n,) + (1,) * len(input_shape)
     if sigma is not None:
         if noise_level is not _DEFAULT_NOISE_LEVEL:
             raise ValueError(
@@ -104,26 +168,50 @@ def _resolve_sigma(
             array = np.asarray(sigma)
         except (ValueError, TypeError):
             raise ValueError(
-                f"sigma: expected a number or one value per input, got a ragged "
-                f"{type(sigma).__name__}"
+                f"sigma: expected a number or an array of one value per input or per "
+                f"element, got a ragged {type(sigma).__name__}"
             ) from None
         if array.ndim == 0:
             value = check_non_negative(sigma[()] if isinstance(sigma, np.ndarray) else sigma,
                                        "sigma")
-            return np.full(n, value)
+            return np.full(per_input_shape, value)
         if array.dtype.kind not in "iuf":
             raise TypeError(
                 f"sigma: expected a number or an array of numbers, got dtype {array.dtype}"
             )
         array = array.astype(np.float64)
-        if array.shape != (n,):
+        accepted = (
+            f"a number, one value per input (shape ({n},)), one per element of an input "
+            f"(a shape that broadcasts to the input shape {_describe(input_shape)}, the same "
+            f"for every input: each feature's spread across a data set, say), or a shape of "
+            f"x's {x.ndim} dimensions that broadcasts to x's shape {_describe(x.shape)}"
+        )
+        per_input = array.shape == (n,)
+        per_element = array.ndim == len(input_shape) and _broadcasts(array.shape, input_shape)
+        if per_input and per_element and n > 1:
             raise ValueError(
-                f"sigma: expected a number or one value per input, shape ({n},), "
-                f"got shape {array.shape}"
+                f"sigma: shape ({n},) is both one value per input and one per element of "
+                f"inputs of shape {_describe(input_shape)}; pass sigma[:, None] (shape "
+                f"({n}, 1)) for one per input or sigma[None] (shape (1, {n})) for one per "
+                "element"
             )
-        if not np.isfinite(array).all() or (array < 0).any():
-            raise ValueError(f"sigma: expected finite non-negative values, got {array.tolist()}")
-        return array
+        if per_input:
+            shaped = array.reshape(per_input_shape)
+        elif per_element:
+            shaped = array[None]
+        elif array.ndim == x.ndim and _broadcasts(array.shape, x.shape):
+            shaped = array
+        else:
+            raise ValueError(f"sigma: expected {accepted}; got shape {_describe(array.shape)}")
+        bad = ~np.isfinite(shaped) | (shaped < 0)
+        if bad.any():
+            shown = (f"{array.ravel().tolist()}" if array.size <= 10 else
+                     f"{int(bad.sum())} bad value(s) of {array.size}, the first "
+                     f"{array.ravel()[np.flatnonzero(bad.ravel())[:5]].tolist()}")
+            raise ValueError(f"sigma: expected finite non-negative values, got {shown}")
+        if shaped.shape == per_input_shape:
+            return shaped
+        return np.broadcast_to(shaped, x.shape)
     level = check_non_negative(noise_level, "noise_level")
     sigmas = _range_sigmas(x, level)
     constant = np.flatnonzero(sigmas == 0)
@@ -135,7 +223,13 @@ def _resolve_sigma(
             RuntimeWarning,
             stacklevel=3,
         )
-    return sigmas
+    return sigmas.reshape(per_input_shape)
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` (of ``target``'s rank) broadcasts to ``target``."""
+    return len(shape) == len(target) and all(s in (1, t) for s, t in zip(shape, target,
+                                                                           strict=True))
 
 
 def _check_threads(value: object) -> int:
@@ -183,8 +277,16 @@ def smoothgrad(
         target: None, one output index for every input, or one per input ``(N,)``.
         n_samples: noisy copies per input (the paper finds little change past 50).
         noise_level: sigma relative to each input's range ``max - min`` (default 0.15).
-        sigma: an absolute standard deviation (a number, or one per input) instead of
-            ``noise_level``; giving both is an error. ``sigma=0`` gives the plain map.
+        sigma: an absolute standard deviation instead of ``noise_level`` (giving both is
+            an error): a number (every element of every input); one per input, shape
+            ``(N,)``; one per element of an input, a shape that broadcasts to
+            ``input_shape`` and is the same for every input (for tabular data, each
+            feature's spread across the data set: :func:`feature_sigma`); or a shape of
+            ``x``'s rank that broadcasts to ``x.shape`` (``(1, 1, 1, C)``: one per channel;
+            ``(N, *input_shape)``: one per element of each input). When ``input_shape`` is
+            ``(N,)`` too, an ``(N,)`` sigma is refused as ambiguous: pass ``(N, 1)`` or
+            ``(1, N)``. ``sigma=0`` gives the plain map. Per-element sigmas are expanded to
+            ``x``'s shape in the noise's dtype (memory of one more ``x``).
         aggregate: ``"mean"`` (SmoothGrad), ``"abs"`` (mean of ``|map|``), ``"square"``
             (mean of ``map**2``, SmoothGrad-squared) or ``"variance"`` (VarGrad, the
             population variance).

@@ -15,6 +15,13 @@ Array functions (:mod:`visualize.maps`, :mod:`visualize.colormaps`,
 Rendering with Pillow (:mod:`visualize.render`, :mod:`visualize.charts`): :func:`to_uint8`,
 :func:`to_image`, :func:`grid`, :func:`save`, :func:`line_chart` (curves, for metrics).
 
+Summary sheets (:mod:`visualize.sheet`): :func:`summary_sheet`, one labelled row of
+pictures per input.
+
+Beyond images: :func:`feature_bar_chart` (:mod:`visualize.tabular`, signed bars of
+per-feature attributions) and :func:`series_chart` (:mod:`visualize.series`, a series with
+its attribution as a colour band or a coloured line).
+
 Examples:
     >>> import numpy as np
     >>> import visualize
@@ -46,12 +53,19 @@ from visualize.maps import (
 )
 from visualize.overlays import alpha_scaling, masked_image, overlay
 from visualize.render import grid, save, to_image, to_uint8
+from visualize.series import SERIES_MODES, scale_attribution, series_chart
+from visualize.sheet import summary_sheet
+from visualize.tabular import BAR_ORDERS, NEGATIVE_COLOUR, POSITIVE_COLOUR, feature_bar_chart
 
 __all__ = [
+    "BAR_ORDERS",
     "BUILTIN_COLORMAPS",
     "DIVERGING_COLORMAPS",
+    "NEGATIVE_COLOUR",
+    "POSITIVE_COLOUR",
     "REDUCTIONS",
     "SERIES_COLOURS",
+    "SERIES_MODES",
     "SIGNS",
     "alpha_scaling",
     "apply_colormap",
@@ -59,13 +73,17 @@ __all__ = [
     "difference_map",
     "discriminativity",
     "diverging",
+    "feature_bar_chart",
     "grayscale",
     "grid",
     "line_chart",
     "masked_image",
     "overlay",
     "save",
+    "scale_attribution",
     "select_sign",
+    "series_chart",
+    "summary_sheet",
     "times_input",
     "to_image",
     "to_uint8",

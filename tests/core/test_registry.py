@@ -98,7 +98,7 @@ REGISTRY = [
 ]
 
 #: Public functions of saliency_core that are helpers, not methods ``method(fn, x, target)``.
-HELPERS = {"noise_sigma", "resize_linear"}
+HELPERS = {"feature_sigma", "noise_sigma", "resize_linear"}
 
 N_INPUTS = 5
 MIXING = np.random.default_rng(0).standard_normal((3, 4))  # input channels -> layer channels

@@ -16,10 +16,12 @@ FRAMEWORKS = {
     "quickstart_jax": ("jax", "flax"),
     "paper_figures": ("torch",),
     "evaluation": ("torch",),
+    "tabular": ("torch", "sklearn"),
+    "time_series": ("torch", "statsmodels"),
 }
 
 
-def test_the_five_notebooks_are_there():
+def test_the_seven_notebooks_are_there():
     assert {p.stem for p in NOTEBOOKS} == set(FRAMEWORKS)
 
 
