@@ -33,6 +33,10 @@ Every backend module offers the same names, with the same keywords and meanings:
     a copy of the model whose chosen layers' weights are replaced by
     ``transform(weight, rng)`` (the original is untouched); used by the model
     randomisation test and by NoiseGrad.
+``input_spec(model) -> (channels, (H, W))``
+    the image shape a model declares, each None where it does not tell: a Keras
+    model's input shape; a torch.export module's example input, else the input
+    channels of a PyTorch model's first Conv2d; never for JAX.
 ``RELU_RULES``, ``Objective``
     the ReLU rules and the type of an objective.
 

@@ -59,7 +59,7 @@ from . import _backend
 from ._backend import RELU_RULES, Callback
 
 __all__ = ["CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights",
-           "gradient_fn", "layer_fn", "owns", "predict_fn", "weight_layers"]
+           "gradient_fn", "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers"]
 
 NAME = "jax"
 
@@ -685,6 +685,25 @@ def predict_fn(model: Any, *, params: Any = None, device: Any = None,
         return program(x, None, targets=False)[0]
 
     return program.callback(outputs, "predict_fn", apply_fn)
+
+
+# --------------------------------------------------------------------------- declared inputs
+
+
+def input_spec(model: object) -> tuple[None, None]:
+    """The channels and ``(H, W)`` size of the images a JAX model declares: never known.
+
+    A JAX model is a function and its parameters; neither says what shape of input the
+    function takes (the shape of a first kernel in the parameters does not say which
+    layer comes first), so this is ``(None, None)`` for every model. It exists so that
+    every backend answers the same question (see :func:`adapters.torch.input_spec`).
+
+    Examples:
+        >>> input_spec((lambda params, x: x, {}))
+        (None, None)
+    """
+    del model
+    return None, None
 
 
 # --------------------------------------------------------------------------- weight copies

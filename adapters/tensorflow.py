@@ -49,7 +49,7 @@ from . import _backend
 from ._backend import RELU_RULES, Callback, WeightTransform
 
 __all__ = ["CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights", "gradient_fn",
-           "layer_fn", "owns", "predict_fn", "weight_layers"]
+           "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers"]
 
 NAME = "tensorflow"
 CHANNEL_AXIS = -1
@@ -248,6 +248,45 @@ def layer_fn(
 
     description = _describe("layer_fn", model, layer=chosen.name, objective=objective)
     return traced.finish(body, layer_gradients, description)
+
+
+# --------------------------------------------------------------------------- declared inputs
+
+
+def input_spec(model: object) -> tuple[int | None, tuple[int, int] | None]:
+    """The channels and ``(H, W)`` size of the images a Keras model declares it takes.
+
+    A functional or built Sequential Keras model declares its input shape: one input of
+    shape ``(None, H, W, C)`` (NHWC, Keras's default layout) gives ``C`` and ``(H, W)``,
+    each where it is fixed (``None`` in the shape gives None). Other models (several
+    inputs, inputs that are not images, subclassed or unbuilt models, ``tf.Module``
+    objects and plain callables) declare nothing.
+
+    Args:
+        model: a Keras model, or anything else.
+
+    Returns:
+        ``(channels, size)``, each None where the model does not tell.
+
+    Examples:
+        >>> import keras
+        >>> net = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Conv2D(2, 3)])
+        >>> input_spec(net)
+        (1, (64, 64))
+        >>> input_spec(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)]))
+        (3, None)
+    """
+    if _keras_module_of(model, "Model") is None:
+        return None, None
+    inputs = _keras_inputs(model)
+    try:  # a tuple for Keras 3, a TensorShape for tf_keras (of unknown rank: TypeError)
+        shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
+    except (AttributeError, TypeError, ValueError):
+        shape = ()
+    if len(shape) != 4:
+        return None, None
+    height, width, channels = (int(value) if value is not None else None for value in shape[1:])
+    return channels, ((height, width) if height is not None and width is not None else None)
 
 
 # --------------------------------------------------------------------------- weight copies

@@ -87,6 +87,7 @@ __all__ = [
     "Objective",
     "copy_with_weights",
     "gradient_fn",
+    "input_spec",
     "layer_fn",
     "owns",
     "predict_fn",
@@ -334,6 +335,67 @@ def predict_fn(
         return _to_numpy(output, run_dtype)
 
     return Callback(outputs, _describe("predict_fn", model))
+
+
+# --------------------------------------------------------------------------- declared inputs
+
+
+def input_spec(model: object) -> tuple[int | None, tuple[int, int] | None]:
+    """The channels and ``(H, W)`` size of the images a PyTorch model declares it takes.
+
+    A PyTorch module does not declare its input shape, except where it was traced with an
+    example: a module of a :func:`torch.export` program (``ExportedProgram.module()``) keeps
+    its example input's shape ``(N, C, H, W)`` in its graph, and gives ``C`` and ``(H, W)``
+    where they are fixed (a dimension exported as dynamic gives None). Otherwise the
+    channels are the input channels of the first :class:`torch.nn.Conv2d` registered in
+    the model (TorchScript's form of one included), which is the first applied in the
+    models of the common kinds, and the size is unknown (None): a model that flattens into
+    a ``Linear`` needs one fixed size, which only its trainer knows.
+
+    Args:
+        model: a ``torch.nn.Module`` (anything else declares nothing).
+
+    Returns:
+        ``(channels, size)``, each None where the model does not tell.
+
+    Examples:
+        >>> import torch
+        >>> from adapters import torch as torch_adapter
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten())
+        >>> torch_adapter.input_spec(net)
+        (1, None)
+
+        (``torch.export.export(net, (torch.zeros(2, 1, 28, 28),)).module()`` gives
+        ``(1, (28, 28))``.)
+    """
+    if not isinstance(model, torch.nn.Module):
+        return None, None
+    example = _example_shape(model)
+    if example is not None:
+        channels, height, width = (value if isinstance(value, int) else None
+                                   for value in example[1:])
+        size = (height, width) if height is not None and width is not None else None
+        return channels, size
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            return (module.in_channels if module.in_channels > 0 else None), None
+        if getattr(module, "original_name", None) == "Conv2d":  # TorchScript
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.ndim == 4:
+                return int(weight.shape[1]) * int(getattr(module, "groups", 1)), None
+    return None, None
+
+
+def _example_shape(model: torch.nn.Module) -> tuple[object, ...] | None:
+    """The shape of the first input a traced graph module was exported with, if 4-D."""
+    graph = getattr(model, "graph", None)
+    nodes = getattr(graph, "nodes", None) if isinstance(model, torch.fx.GraphModule) else None
+    for node in nodes or ():
+        if node.op == "placeholder":
+            value = node.meta.get("val")
+            shape = getattr(value, "shape", None)
+            return tuple(shape) if shape is not None and len(shape) == 4 else None
+    return None
 
 
 # --------------------------------------------------------------------------- weight copies

@@ -17,12 +17,14 @@ Where things live: one module per subcommand (:mod:`adapters.cli.demo`,
 :mod:`adapters.cli.images` and :mod:`adapters.cli.loading`, reading images and models;
 :mod:`adapters.cli.output`, report lines and staged files; :mod:`adapters.cli.errors`,
 the error that ends the command. ``python -m adapters.cli`` runs the command too.
+``--help`` shows every option's default (:class:`HelpFormatter`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -30,10 +32,49 @@ from . import demo, evaluate, explain
 from .errors import CommandError
 from .methods import METHODS
 
-__all__ = ["METHODS", "build_parser", "console", "main"]
+__all__ = ["METHODS", "HelpFormatter", "build_parser", "console", "main"]
 
 #: Every subcommand, by name: a module with ``HELP``, ``add_arguments`` and ``run``.
 COMMANDS = {"demo": demo, "explain": explain, "evaluate": evaluate}
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help text that ends every option's line with its default.
+
+    An option whose help already says ``(default ...`` keeps it as written (where the
+    default needs words, such as "the predicted class"); a required one says
+    ``(required)``; a flag says ``(default: off)``; an option without a default says
+    ``(default: none)``; a list default is shown as it is typed (``gradient smoothgrad``).
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="p", formatter_class=HelpFormatter)
+        >>> _ = parser.add_argument("--steps", type=int, default=50, help="steps")
+        >>> "steps (default: 50)" in parser.format_help()
+        True
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.default is argparse.SUPPRESS
+                or "(default" in text):
+            return text
+        if action.required:
+            return f"{text} (required)".lstrip()
+        default = action.default
+        if action.nargs == 0:  # a flag
+            shown = "on" if default else "off"
+        elif default is None:
+            shown = "none"
+        elif isinstance(default, (list, tuple)):
+            shown = " ".join(str(value) for value in default)
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # wrap at spaces only, so that names such as saliency-out stay whole
+        text = self._whitespace_matcher.sub(" ", text).strip()
+        return textwrap.wrap(text, width, break_on_hyphens=False)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,10 +85,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``saliency`` command; bad arguments raise ``CommandError``."""
     parser = _Parser(prog="saliency", description="SmoothGrad and gradient saliency maps "
-                     "for PyTorch, TensorFlow/Keras and JAX models.")
+                     "for PyTorch, TensorFlow/Keras and JAX models.",
+                     formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, command in COMMANDS.items():
-        command.add_arguments(commands.add_parser(name, help=command.HELP))
+        command.add_arguments(commands.add_parser(name, help=command.HELP,
+                                                  description=command.HELP,
+                                                  formatter_class=HelpFormatter))
     return parser
 
 

@@ -12,7 +12,8 @@ map as the paper shows it, its magnitude summed over channels:
 - robustness, with ``--stability N``: the rank correlation of the map with the maps of N
   slightly noisy copies.
 
-It shows a progress bar over the methods (and SmoothGrad's own over its rows), prints a
+``--input`` takes files, folders and glob patterns, as for ``saliency explain``. It shows
+a progress bar over the methods (on a terminal, unless ``--quiet``), prints a
 table of the means per method on stdout and writes every value, image by image, to
 ``--out`` (CSV, or JSON for a ``.json`` name), atomically.
 """
@@ -40,9 +41,11 @@ from .errors import CommandError
 from .explain import (
     add_method_arguments,
     add_model_arguments,
+    add_progress_argument,
     check_method,
     check_numbers,
     compute_maps,
+    expand_input_argument,
     load_inputs,
     options_of,
 )
@@ -80,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="saliency-evaluation.csv",
                         help="CSV file, or JSON for a .json name (default: "
                              "saliency-evaluation.csv)")
+    add_progress_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise CommandError(f"--out: expected a file name, got the folder {args.out}")
+    expand_input_argument(args)
     if args.masks is not None and len(args.masks) != len(args.input):
         raise CommandError(f"--masks: expected one mask per image ({len(args.input)}), got "
                            f"{len(args.masks)}")
@@ -110,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     predict = model.predict_fn()
     rows: list[dict[str, Any]] = []
     means: dict[str, dict[str, float]] = {}
-    bar = tqdm(args.method, desc="evaluate", unit="method", leave=False)
+    bar = tqdm(args.method, desc="evaluate", unit="method", leave=False,
+               disable=True if args.quiet else None)
     for name in bar:
         method = METHODS[name]
         say(f"{method.description}: maps and metrics for {len(x)} image(s)")

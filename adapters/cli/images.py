@@ -16,12 +16,24 @@ How pixel values become numbers in [0, 1], by Pillow mode:
 
 Grey images read with ``channels=3`` repeat their one channel; colour images read with
 ``channels=1`` are converted by Pillow's luma (ITU-R 601-2) weights.
+
+What ``--input`` names (:func:`expand_inputs`): files, folders and glob patterns. A folder
+stands for the image files directly inside it (by suffix, :data:`IMAGE_SUFFIXES`, in natural
+order: ``2.png`` before ``10.png``); a pattern (``*``, ``?``, ``[...]``, ``**`` for any depth)
+is expanded here too, for shells that leave it as it is (and on Windows), and stands for the
+image files it matches (and the image files inside the folders it matches). Other files in
+a folder or matched by a pattern are skipped and counted; a file named on its own is always
+read, so that a misnamed image is reported rather than skipped.
 """
 
 from __future__ import annotations
 
+import glob
+import os
+import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,10 +44,141 @@ from .errors import CommandError
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["check_size", "read_images"]
+__all__ = ["IMAGE_SUFFIXES", "Inputs", "check_size", "expand_inputs", "read_images"]
+
+#: The file suffixes (compared without regard to case) that count as images in a folder or
+#: among a pattern's matches: the raster formats Pillow reads without extra software.
+IMAGE_SUFFIXES = (
+    ".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".gif", ".tif",
+    ".tiff", ".webp", ".avif", ".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".tga", ".qoi",
+    ".jp2", ".j2k", ".jpx", ".jpc", ".j2c", ".jpf", ".sgi", ".rgb", ".rgba", ".bw", ".pcx",
+    ".ico", ".psd", ".dds", ".ras", ".im", ".msp", ".xbm",
+)
+
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 #: The modes holding one channel of more than 8 bits, read without going through 8 bits.
 _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What ``--input`` named, expanded.
+
+    Attributes:
+        paths: the image files, in order: the arguments' order, and within a folder or a
+            pattern natural order; each file once (the first time it is named).
+        skipped: how many files in the folders and among the patterns' matches were not
+            images (by suffix, or hidden), and were left out.
+        repeated: how many files were named again (by another argument) and left out.
+    """
+
+    paths: list[str]
+    skipped: int = 0
+    repeated: int = 0
+
+
+def expand_inputs(items: Sequence[str]) -> Inputs:
+    """The image files that ``--input``'s files, folders and glob patterns name.
+
+    An existing path is taken as it is, even if its name holds glob characters; a folder
+    stands for the image files directly inside it; anything else holding ``*``, ``?`` or
+    ``[`` is a pattern (``**`` matches folders at any depth). A leading ``~`` is the home
+    folder. The module docstring says which files count as images.
+
+    Args:
+        items: the ``--input`` arguments.
+
+    Returns:
+        The files, with the numbers of files skipped and named twice.
+
+    Raises:
+        CommandError: if an item is neither a file, a folder nor a pattern matching
+            something; a folder holds no image files; or a pattern matches no image file.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("10.png", "2.png"):
+        ...     Image.new("L", (2, 2)).save(root / name)
+        >>> (root / "notes.txt").write_text("x")
+        1
+        >>> found = expand_inputs([str(root)])
+        >>> [Path(p).name for p in found.paths], found.skipped
+        (['2.png', '10.png'], 1)
+    """
+    paths: list[str] = []
+    seen: set[str] = set()
+    skipped = repeated = 0
+    for item in items:
+        given = os.path.expanduser(item)
+        if os.path.isfile(given):
+            found, left_out = [given], 0
+        elif os.path.isdir(given):
+            found, left_out = _images_in(given)
+            if not found:
+                raise CommandError(f"--input: no image files in the folder {item}"
+                                   + _skipped_note(left_out))
+        elif _GLOB_CHARACTERS.search(given):
+            found, left_out = _images_matching(given)
+            if not found:
+                raise CommandError(f"--input: no image files match {item!r}"
+                                   + _skipped_note(left_out))
+        else:
+            raise CommandError(f"--input: no such file: {item}")
+        skipped += left_out
+        for path in found:
+            key = os.path.normcase(os.path.abspath(path))
+            if key in seen:
+                repeated += 1
+                continue
+            seen.add(key)
+            paths.append(path)
+    return Inputs(paths, skipped, repeated)
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _natural_key(path: str) -> list[tuple[int, int | str]]:
+    """Sort key: runs of digits by value, the rest by its case-folded text."""
+    return [(0, int(part)) if part.isdigit() else (1, part.casefold())
+            for part in re.split(r"(\d+)", path) if part]
+
+
+def _images_in(folder: str) -> tuple[list[str], int]:
+    """The image files directly in ``folder`` (natural order), and how many other files."""
+    try:
+        entries = [entry for entry in os.scandir(folder) if entry.is_file()]
+    except OSError as error:
+        raise CommandError(f"--input: cannot list the folder {folder}: {error}") from None
+    images = sorted((entry.path for entry in entries if _is_image_name(entry.name)),
+                    key=_natural_key)
+    return images, len(entries) - len(images)
+
+
+def _images_matching(pattern: str) -> tuple[list[str], int]:
+    """The image files ``pattern`` matches (or holds in a matched folder), and the rest."""
+    images: list[str] = []
+    skipped = 0
+    for match in sorted(glob.glob(pattern, recursive=True), key=_natural_key):
+        if os.path.isdir(match):
+            inside, left_out = _images_in(match)
+            images += inside
+            skipped += left_out
+        elif _is_image_name(os.path.basename(match)):
+            images.append(match)
+        else:
+            skipped += 1
+    return images, skipped
+
+
+def _skipped_note(count: int) -> str:
+    if not count:
+        return ""
+    return f" ({count} other file{'s' if count != 1 else ''} skipped)"
 
 
 def check_size(size: Sequence[int] | None) -> None:

@@ -7,13 +7,15 @@ the command that created it fails); nothing outside it is written, so ``--out .`
 a folder whose parent is read-only.
 
 Two inputs with the same file stem (``a/three.png`` and ``b/three.png``) get distinct output
-names: see :func:`unique_stems`.
+names: see :func:`unique_stems`. Pictures of small maps are enlarged for display by a whole
+factor, nearest neighbour (:func:`display_factor`, :func:`enlarge`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -31,7 +33,16 @@ from .errors import CommandError
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Staging", "check_out", "heat", "say", "staged_output", "unique_stems"]
+__all__ = [
+    "Staging",
+    "check_out",
+    "display_factor",
+    "enlarge",
+    "heat",
+    "say",
+    "staged_output",
+    "unique_stems",
+]
 
 #: How the hidden staging folder inside the output folder begins.
 STAGING_PREFIX = ".saliency-partial-"
@@ -57,6 +68,39 @@ def heat(maps: np.ndarray) -> np.ndarray:
         (1, 1, 2)
     """
     return vis.grayscale(maps, channel_axis=-1 if maps.ndim == 4 else None)
+
+
+def display_factor(shape: Sequence[int], display_size: int) -> int:
+    """The whole factor that brings the long side of ``shape`` to at least ``display_size``.
+
+    Args:
+        shape: the picture's ``(H, W)``.
+        display_size: the least long side wanted, in pixels.
+
+    Returns:
+        ``ceil(display_size / max(H, W))``, and 1 for a picture that is that large already.
+
+    Example:
+        >>> display_factor((28, 28), 224), display_factor((64, 48), 224), display_factor(
+        ...     (300, 200), 224)
+        (8, 4, 1)
+    """
+    return max(1, math.ceil(display_size / max(shape)))
+
+
+def enlarge(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """``pixels`` ``(H, W)`` or ``(H, W, C)`` with each pixel a ``factor`` x ``factor`` square.
+
+    This is nearest-neighbour enlarging by a whole factor, exactly: no pixel is blended
+    with its neighbours, so a 28 x 28 map stays as sharp as the model sees it.
+
+    Example:
+        >>> enlarge(np.array([[0, 1]]), 2).tolist()
+        [[0, 0, 1, 1], [0, 0, 1, 1]]
+    """
+    if factor == 1:
+        return pixels
+    return np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
 
 
 @dataclass(frozen=True)

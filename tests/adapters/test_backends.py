@@ -17,7 +17,7 @@ from tests.conftest import FRAMEWORKS, require
 
 PUBLIC = {
     "CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights", "gradient_fn",
-    "layer_fn", "owns", "predict_fn", "weight_layers",
+    "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers",
 }
 
 

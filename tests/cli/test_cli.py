@@ -84,8 +84,8 @@ def test_explain_torch_module_spec(tmp_path, capsys, method):
         raw = np.load(out / f"im{i}_{method}.npy")
         assert raw.shape == (12, 10, 3) and np.isfinite(raw).all()
         heat = Image.open(out / f"im{i}_{method}_heatmap.png")
-        assert heat.size == (10, 12)
-        assert Image.open(out / f"im{i}_{method}_overlay.png").size == (10, 12)
+        assert heat.size == (190, 228)  # 19 x: the smallest whole factor reaching 224
+        assert Image.open(out / f"im{i}_{method}_overlay.png").size == (190, 228)
     assert "class 3" in capsys.readouterr().out
 
 
@@ -164,7 +164,7 @@ def test_explain_jax_pair_with_predicted_class(tmp_path, capsys):
          "RuntimeError: weights not found"),
         (["explain", "--model", "tests.cli.cli_models:not_a_model", "--input", "{image}"],
          "unusable model"),
-        (["explain", "--model", "model.onnx", "--input", "{image}"], "expected module:function"),
+        (["explain", "--model", "model.caffemodel", "--input", "{image}"], "expected module:function"),
         (["explain", "--model", "missing.keras", "--input", "{image}"], "no such file"),
         (["explain", "--model", "tests.cli.cli_models:tiny_torch", "--input", "{image}",
           "--method", "grad-cam"], "Grad-CAM needs --layer"),

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from adapters.cli.methods import CALLBACKS, METHODS, Method, Options, compute
-from saliency_core import smoothgrad
+from saliency_core import (
+    black_white_integrated_gradients,
+    blur_integrated_gradients,
+    guided_integrated_gradients,
+    rise,
+    score_cam,
+    smoothgrad,
+    xrai,
+)
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(-1.0, 1.0, size=(3, 4, 5, 2))
@@ -31,6 +39,14 @@ class LinearModel:
     def layer_fn(self, layer):
         self.asked.append(("layer", layer))
         return (lambda x, target: (x.copy(), WEIGHTS[target].copy())), -1
+
+    def predict_fn(self):
+        self.asked.append(("predict", None))
+        return lambda x: np.einsum("nhwc,khwc->nk", x, WEIGHTS)
+
+
+#: The methods over noisy copies of a real model (tested on a PyTorch one below).
+COPIES = ("noise-grad", "fusion-grad")
 
 
 def cam(weights_of_channels: np.ndarray) -> np.ndarray:
@@ -81,13 +97,67 @@ def test_grad_cam_plus_plus_maps_are_rectified_and_shaped_like_the_image(name):
     assert (maps >= 0).all() and maps.max() > 0
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", [name for name in METHODS if name not in COPIES])
 def test_each_method_asks_for_the_callback_its_entry_names(name):
     method = METHODS[name]
-    _, model = run(name, layer="input", steps=2)
-    kind = "layer" if method.needs_layer else "gradient"
-    detail = "input" if method.needs_layer else CALLBACKS[method.callback]
-    assert model.asked == [(kind, detail)]
+    _, model = run(name, layer="input", steps=2, n_masks=8)
+    if method.callback == "predict":
+        expected = [("predict", None)]
+    elif method.needs_layer:
+        expected = [("layer", "input")] + ([("predict", None)] if name == "score-cam" else [])
+    else:
+        expected = [("gradient", CALLBACKS[method.callback])]
+    assert model.asked == expected
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def test_the_newer_methods_run_the_core_with_the_options():
+    gradient = LinearModel().gradient_fn()
+    predict = LinearModel().predict_fn()
+    options = dict(steps=4, batch_size=5)
+    np.testing.assert_array_equal(
+        run("blur-ig", **options)[0],
+        blur_integrated_gradients(gradient, X, TARGET, steps=4, batch_size=5))
+    np.testing.assert_array_equal(
+        run("guided-ig", **options)[0],
+        guided_integrated_gradients(gradient, X, TARGET, steps=4, batch_size=5))
+    np.testing.assert_array_equal(
+        run("xrai", **options)[0],
+        xrai(lambda x, t: black_white_integrated_gradients(gradient, x, t, steps=4,
+                                                             batch_size=5), X, TARGET))
+    layer_fn, _ = LinearModel().layer_fn("input")
+    np.testing.assert_array_equal(
+        run("score-cam", layer="input", **options)[0],
+        score_cam(layer_fn, X, TARGET, predict_fn=predict, batch_size=5))
+    # RISE weighs its masks by the class probability
+    np.testing.assert_allclose(
+        run("rise", n_masks=40, **options)[0],
+        rise(lambda x: softmax(predict(x)), X, TARGET, n_masks=40, batch_size=5, seed=1),
+        rtol=1e-12)
+
+
+def test_noise_grad_without_weight_noise_is_the_gradient_and_fusion_grad_smoothgrad():
+    import torch
+
+    from adapters.models import Model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 2, 3)).eval()
+    model = Model(net)
+    x = X.astype(np.float32)
+    gradient = model.gradient_fn()(x, TARGET)
+    options = Options(n_samples=4, seed=1, n_models=3, weight_noise=0.0)
+    np.testing.assert_allclose(compute(METHODS["noise-grad"], model, x, TARGET, options),
+                               gradient, rtol=1e-6)
+    fused = compute(METHODS["fusion-grad"], model, x, TARGET, options)
+    np.testing.assert_allclose(fused, gradient, rtol=1e-5)  # linear: every sample the same
+    noisy = compute(METHODS["noise-grad"], model, x, TARGET,
+                    Options(seed=1, n_models=3, weight_noise=0.3))
+    assert noisy.shape == x.shape and not np.allclose(noisy, gradient, rtol=1e-3)
 
 
 def test_the_table_describes_every_method_under_its_own_name():
@@ -96,7 +166,7 @@ def test_the_table_describes_every_method_under_its_own_name():
         assert method.name == name and method.description
         assert method.needs_layer == (method.callback == "layer")
     assert {m.name for m in METHODS.values() if m.needs_layer} == {
-        "grad-cam", "grad-cam++", "smooth-grad-cam++"}
+        "grad-cam", "grad-cam++", "smooth-grad-cam++", "layer-cam", "score-cam"}
 
 
 def test_a_layer_method_without_a_layer_is_refused_before_any_callback():

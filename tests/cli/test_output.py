@@ -54,7 +54,9 @@ def test_inputs_with_the_same_name_do_not_overwrite_each_other(tmp_path, capsys)
         alone = np.load(tmp_path / stem / "three_gradient.npy")
         np.testing.assert_allclose(np.load(tmp_path / "both" / f"{stem}_gradient.npy"), alone,
                                    rtol=1e-4, atol=1e-4 * np.abs(alone).max())
-    assert len(list((tmp_path / "both").iterdir())) == 6
+    assert sorted(p.name for p in (tmp_path / "both").iterdir()) == sorted(
+        [f"{stem}_gradient{end}" for stem in ("three", "three-2")
+         for end in ("_heatmap.png", "_overlay.png", ".npy")] + ["summary.png"])
 
 
 def one_line_error(capsys, message: str) -> None:
@@ -124,7 +126,8 @@ def test_out_dot_stages_inside_the_current_folder(tmp_path, monkeypatch):
     assert explain(Path("im.png"), out=Path(".")) == 0
     assert staged_in == [work.resolve()]
     assert sorted(p.name for p in work.iterdir()) == [
-        "im.png", "im_gradient.npy", "im_gradient_heatmap.png", "im_gradient_overlay.png"]
+        "im.png", "im_gradient.npy", "im_gradient_heatmap.png", "im_gradient_overlay.png",
+        "summary.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
     del image
 
