@@ -6,11 +6,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.saliency-toolkit-installed
 # CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu;
-# "reference" brings Quantus, which the metric tests compare against.
-EXTRAS := torch,tensorflow-cpu,jax,dev,reference
+# "reference" brings Quantus and PAIR's saliency, which the tests compare against; "ray" the
+# data-set engine, whose tests start a local Ray.
+EXTRAS := torch,tensorflow-cpu,jax,dev,reference,ray
 
 .PHONY: demo test test-hypothesis lint bench bench-quick bench-core bench-adapters bench-metrics \
-	bench-noise bench-overlap clean
+	bench-noise bench-overlap bench-jobs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +55,11 @@ bench-noise: $(STAMP)
 # (about two minutes).
 bench-overlap: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_overlap
+
+# Data-set jobs (adapters.jobs): in process against Ray with 1 and 2 workers, Ray's overhead
+# per input; writes tests/benchmarks/RESULTS-jobs.md (about 3 minutes on 2 cores).
+bench-jobs: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_jobs
 
 # The peers (Captum, PAIR saliency, xplique, tf-keras-vis) go into .venv-bench, never .venv.
 BENCH_STAMP := .venv-bench/.bench-installed

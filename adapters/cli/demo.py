@@ -1,13 +1,20 @@
-"""``saliency demo``: the paper's figures on the shipped digits model, in any framework.
+"""``saliency demo``: the paper's figures on the shipped digits models, in any framework.
 
-Each figure is one function of a :class:`Scene` (four held-out digits, the model, and the
-maps several figures share) returning the image; :data:`FIGURES` lists them with their
-file names and titles, in the order they are written. With the same ``--seed`` the
-figures are the same in PyTorch, TensorFlow and JAX, up to float rounding.
+Each figure is one function of a :class:`Scene` (four held-out MNIST digits, the model
+trained without input noise, the one trained with it, and the maps several figures share)
+returning the image; :data:`FIGURES` lists them with their file names and titles, in the
+order they are written. Every figure but the training-noise one shows the model trained
+without noise, where the paper's effect shows; every panel is at least
+:data:`CELL_SIZE` pixels, the digits enlarged nearest-neighbour. With the same ``--seed``
+the figures are the same in PyTorch, TensorFlow and JAX, up to float rounding.
+
+With ``--evaluation`` the command first measures the paper's claims
+(:func:`adapters.demo.evaluation.study`) and prints the numbers of each figure beside the
+line that reports it, then writes them as ``evaluation.png`` and ``evaluation.json``.
 
 References:
     Smilkov, Thorat, Kim, Viegas, Wattenberg (2017). SmoothGrad: removing noise by adding
-    noise. arXiv:1706.03825 (figures 3 and 4; sections 3.1, 3.3 and 3.4).
+    noise. arXiv:1706.03825 (figures 3 and 4; sections 3.1, 3.3, 3.4 and 3.5).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CAM_LAYER",
+    "CELL_SIZE",
     "FIGURES",
     "HELP",
     "Scene",
@@ -53,16 +61,22 @@ __all__ = [
     "cam_methods",
     "combined_methods",
     "discriminativity",
+    "evaluation_figure",
+    "figure_numbers",
     "make_scene",
     "noise_levels",
     "run",
     "sample_sizes",
+    "training_noise",
     "vanilla_vs_smoothgrad",
     "visualization_techniques",
 ]
 
 #: The line ``saliency --help`` shows for this command.
 HELP = "reproduce the paper's figures on the digits CNN"
+
+#: The side of every square panel, in pixels (a 28x28 digit enlarged 8 times).
+CELL_SIZE = 224
 
 #: The demo network's last convolutional block (after its ReLU), for Grad-CAM.
 CAM_LAYER = "relu3"
@@ -79,12 +93,15 @@ SAMPLE_SIZES = (1, 5, 10, 20, 50, 100)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``saliency demo``'s options to ``parser``."""
-    parser.add_argument("--framework", default="torch", help="torch, tensorflow or jax")
-    parser.add_argument("--out", default="saliency-figures", help="output folder")
+    parser.add_argument("--framework", default="torch",
+                        help="torch, tensorflow or jax (default torch)")
+    parser.add_argument("--out", default="saliency-figures",
+                        help="output folder (default saliency-figures)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--evaluation", action="store_true",
-                        help="also measure the paper's claims with the metrics (evaluation.png "
-                             "and evaluation.json; under a minute on a CPU)")
+                        help="also measure the paper's claims with the metrics, print the "
+                             "numbers beside each figure and write evaluation.png and "
+                             "evaluation.json (about a minute on a CPU)")
 
 
 @dataclass(frozen=True)
@@ -92,8 +109,10 @@ class Scene:
     """What the figures draw from.
 
     Attributes:
-        model: the digits network.
-        gradient: its gradient callback, shared by the figures.
+        model: the digits network trained without input noise (variant ``"plain"``).
+        noisy: the same network trained with input noise (variant ``"noise"``), for the
+            training-noise figure.
+        gradient: the gradient callback of ``model``, shared by the figures.
         images: every shipped sample ``(20, 28, 28, 1)``; labels: their classes.
         x: the digits of :data:`SHOWN_DIGITS`, ``(4, 28, 28, 1)``.
         target: the class the model predicts for each of them.
@@ -103,6 +122,7 @@ class Scene:
     """
 
     model: Model
+    noisy: Model
     gradient: GradientFn
     images: np.ndarray
     labels: np.ndarray
@@ -114,16 +134,26 @@ class Scene:
     smooth: np.ndarray
 
 
-def make_scene(model: Model, *, seed: int) -> Scene:
-    """The scene of the figures: four digits, the predicted classes and the shared maps."""
+def make_scene(model: Model, *, seed: int, noisy: Model | None = None) -> Scene:
+    """The scene of the figures: four digits, the predicted classes and the shared maps.
+
+    Args:
+        model: the network the figures explain (the model trained without noise).
+        seed: SmoothGrad's noise seed.
+        noisy: the network trained with noise, for :func:`training_noise`; default: the
+            shipped ``"noise"`` variant in ``model``'s framework.
+    """
     images, labels = digits.load_samples()
     pick = [int(np.flatnonzero(labels == digit)[0]) for digit in SHOWN_DIGITS]
     x = images[pick]
     target = model.predict_fn()(x).argmax(axis=1)
     options = Options(seed=seed)
     gradient = model.gradient_fn()
+    if noisy is None:
+        noisy = digits.model(str(model.framework), variant="noise")
     return Scene(
-        model=model, gradient=gradient, images=images, labels=labels, x=x, target=target,
+        model=model, noisy=noisy, gradient=gradient, images=images, labels=labels, x=x,
+        target=target,
         titles=[f"digit {label}" for label in labels[pick]], options=options,
         vanilla=vanilla_gradient(gradient, x, target),
         smooth=smooth(gradient, x, target, options),
@@ -133,7 +163,7 @@ def make_scene(model: Model, *, seed: int) -> Scene:
 def _columns(scene: Scene, maps: list[np.ndarray], titles: list[str]) -> Image.Image:
     """One row per digit: the input, then one heatmap per entry of ``maps``."""
     return vis.grid([[scene.x[i]] + [heat(m[i]) for m in maps] for i in range(len(scene.x))],
-                    titles=["input", *titles], row_labels=scene.titles, cell_size=96)
+                    titles=["input", *titles], row_labels=scene.titles, cell_size=CELL_SIZE)
 
 
 def vanilla_vs_smoothgrad(scene: Scene) -> Image.Image:
@@ -141,7 +171,27 @@ def vanilla_vs_smoothgrad(scene: Scene) -> Image.Image:
     return vis.grid([[image, heat(v), heat(s)]
                      for image, v, s in zip(scene.x, scene.vanilla, scene.smooth, strict=True)],
                     titles=["input", "gradient", "SmoothGrad"], row_labels=scene.titles,
-                    cell_size=112)
+                    cell_size=CELL_SIZE)
+
+
+def training_noise(scene: Scene) -> Image.Image:
+    """Training with noise against SmoothGrad, the 2x2 of the paper's section 3.5.
+
+    One row per digit: the input, then the gradient and SmoothGrad of the model trained
+    without noise, then the same of the model trained with noise, each model explaining
+    the class it predicts.
+    """
+    noisy_gradient = scene.noisy.gradient_fn()
+    noisy_target = scene.noisy.predict_fn()(scene.x).argmax(axis=1)
+    maps = [
+        scene.vanilla,
+        scene.smooth,
+        vanilla_gradient(noisy_gradient, scene.x, noisy_target),
+        smooth(noisy_gradient, scene.x, noisy_target, scene.options),
+    ]
+    return _columns(scene, maps, ["trained plain: gradient", "trained plain: SmoothGrad",
+                                  "trained with noise: gradient",
+                                  "trained with noise: SmoothGrad"])
 
 
 def noise_levels(scene: Scene) -> Image.Image:
@@ -171,7 +221,7 @@ def visualization_techniques(scene: Scene) -> Image.Image:
         for x, s in zip(scene.x, scene.smooth, strict=True)
     ]
     return vis.grid(rows, titles=["input", "signed", "|map|", "|map| capped p99", "map x input"],
-                    row_labels=scene.titles, cell_size=96)
+                    row_labels=scene.titles, cell_size=CELL_SIZE)
 
 
 def combined_methods(scene: Scene) -> Image.Image:
@@ -201,7 +251,7 @@ def discriminativity(scene: Scene) -> Image.Image:
         rows.append([pair[0], heat(first), heat(second), vis.discriminativity(first, second)])
     return vis.grid(rows, titles=["input", *(f"class {digit}" for digit in PAIR),
                                   f"{PAIR[0]} minus {PAIR[1]}"],
-                    row_labels=list(methods), cell_size=(224, 112))
+                    row_labels=list(methods), cell_size=(2 * CELL_SIZE, CELL_SIZE))
 
 
 def _gradient(scene: Scene, x: np.ndarray, digit: int) -> np.ndarray:
@@ -233,11 +283,12 @@ def cam_methods(scene: Scene) -> Image.Image:
              vis.grayscale(occluded[i], sign="positive")] for i in range(len(x))]
     return vis.grid(rows, titles=["input", "SmoothGrad", "Grad-CAM", "Grad-CAM++",
                                   "Smooth GC++", "Guided GC", "occlusion"],
-                    row_labels=scene.titles, cell_size=96)
+                    row_labels=scene.titles, cell_size=CELL_SIZE)
 
 
 #: ``(file name, title, figure)`` for every figure, in the order they are written.
 FIGURES: tuple[tuple[str, str, Callable[[Scene], Image.Image]], ...] = (
+    ("training_noise.png", "training with noise against SmoothGrad (3.5)", training_noise),
     ("vanilla_vs_smoothgrad.png", "vanilla gradient against SmoothGrad", vanilla_vs_smoothgrad),
     ("noise_levels.png", "noise level sweep, n = 50 (paper Fig. 3)", noise_levels),
     ("sample_sizes.png", "sample size sweep, noise 15% (paper Fig. 4)", sample_sizes),
@@ -253,6 +304,10 @@ FIGURES: tuple[tuple[str, str, Callable[[Scene], Image.Image]], ...] = (
 def run(args: argparse.Namespace) -> int:
     """Write every figure of :data:`FIGURES` into ``args.out``; returns the exit status 0.
 
+    With ``args.evaluation``, the study runs first, its numbers are printed under each
+    figure's line (:func:`figure_numbers`), and ``evaluation.png`` and ``evaluation.json``
+    are written last.
+
     Raises:
         CommandError: if ``args.framework`` is not a known framework, or ``args.seed`` is
             negative.
@@ -262,21 +317,34 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--seed: expected a non-negative integer, got {args.seed}")
     check_out(Path(args.out))  # before the figures are computed
     started = time.perf_counter()
-    say(f"saliency demo: the digits CNN in {args.framework} "
-        f"(held-out accuracy {digits.load_metadata()['test_accuracy']:.1%}), seed {args.seed}")
-    scene = make_scene(digits.model(args.framework), seed=args.seed)
+    accuracy = {variant: digits.load_metadata(variant)["test_accuracy"]
+                for variant in digits.VARIANTS}
+    say(f"saliency demo: the digits CNN in {args.framework}, seed {args.seed}; held-out "
+        f"accuracy {accuracy['plain']:.1%} trained without noise, {accuracy['noise']:.1%} "
+        f"trained with noise ({digits.load_metadata()['n_test']} MNIST digits)")
+    model = digits.model(args.framework, variant="plain")
+    noisy = digits.model(args.framework, variant="noise")
+    measured = None
+    if args.evaluation:
+        say("  measuring (noise levels, sample sizes, methods, training noise, "
+            "randomisation) ...")
+        measured = evaluation.study(args.framework, seed=args.seed,
+                                    progress=lambda part: say(f"    {part}"))
+    scene = make_scene(model, seed=args.seed, noisy=noisy)
     out = Path(args.out)
     with staged_output(out) as staging:
         for name, title, figure in FIGURES:
             path = staging.png(name, figure(scene))
             say(f"  wrote {path}  ({title})")
+            if measured is not None:
+                for line in figure_numbers(name, measured):
+                    say(f"      {line}")
         written = len(FIGURES)
-        if args.evaluation:
-            say("  measuring (noise levels, sample sizes, methods, randomisation) ...")
-            measured = evaluation.study(args.framework, seed=args.seed,
-                                        progress=lambda part: say(f"    {part}"))
+        if measured is not None:
             path = staging.png("evaluation.png", evaluation_figure(measured))
             say(f"  wrote {path}  (the paper's claims as numbers)")
+            for line in figure_numbers("evaluation.png", measured):
+                say(f"      {line}")
             say(f"  wrote {staging.json('evaluation.json', measured.as_dict())}")
             written += 1
     say(f"saliency demo: {written} figures in {out} "
@@ -284,8 +352,65 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _row(values: dict[str, float]) -> str:
+    """``deletion 0.123, insertion 0.456, ...`` for one method's means."""
+    short = {"deletion AUC": "deletion", "insertion AUC": "insertion"}
+    return ", ".join(f"{short.get(name, name)} {values[name]:.3f}"
+                     for name in ("deletion AUC", "insertion AUC", "stability", "sparseness")
+                     if name in values)
+
+
+def figure_numbers(name: str, measured: evaluation.Study) -> list[str]:
+    """The study's numbers that go with the figure written as ``name`` (may be none).
+
+    Args:
+        name: a file name of :data:`FIGURES`, or ``"evaluation.png"``.
+        measured: the study.
+
+    Returns:
+        Lines of text, means over the study's digits (deletion: lower is better; insertion,
+        stability, sparseness: higher is better).
+    """
+    methods = measured.methods
+    lines: list[str] = []
+    if name == "training_noise.png":
+        for variant, label in (("plain", "trained plain"), ("noise", "trained with noise")):
+            lines.append(f"{label} (held-out accuracy {measured.accuracy[variant]:.1%}):")
+            lines.extend(f"  {method}: {_row(values)}"
+                         for method, values in measured.training[variant].items())
+    elif name in ("noise_levels.png", "sample_sizes.png"):
+        if name == "noise_levels.png":
+            sweep, points = measured.noise, [f"{level:.0%}" for level in measured.noise_levels]
+            lines.append(f"SmoothGrad, n = {measured.n_samples}, by noise level:")
+        else:
+            sweep, points = measured.samples, [f"n={n}" for n in measured.sample_sizes]
+            lines.append("SmoothGrad, noise 15%, by sample size:")
+        for metric, values in sweep.items():
+            cells = "  ".join(f"{point} {value:.3f}"
+                              for point, value in zip(points, values, strict=True))
+            lines.append(f"  {metric}: {cells}")
+        best = int(np.argmax(sweep["stability"]))
+        lines.append(f"  stability peaks at {points[best]} ({sweep['stability'][best]:.3f})")
+    elif name == "vanilla_vs_smoothgrad.png":
+        lines.extend(f"{method}: {_row(methods[method])}"
+                     for method in ("gradient", "SmoothGrad", "random"))
+    elif name == "combined_methods.png":
+        lines.extend(f"{method}: {_row(methods[method])}"
+                     for method in ("integrated gradients", "guided backprop"))
+    elif name == "cam_methods.png":
+        lines.append(f"Grad-CAM: {_row(methods['Grad-CAM'])}")
+    elif name == "evaluation.png":
+        steps = ", ".join(measured.layers)
+        lines.append(f"sanity check, Spearman with the original map as {steps} are "
+                     "re-initialised in turn:")
+        lines.extend(f"  {method}: " + "  ".join(f"{value:.3f}" for value in values)
+                     for method, values in measured.randomisation.items())
+    return lines
+
+
 def evaluation_figure(measured: evaluation.Study) -> Image.Image:
-    """Four panels: the noise-level and sample-size sweeps, the methods, the sanity check."""
+    """Four panels: the noise-level and sample-size sweeps, the methods (and the training
+    noise comparison), the sanity check."""
     from PIL import Image, ImageDraw, ImageFont
 
     size = (520, 340)
@@ -317,22 +442,38 @@ def evaluation_figure(measured: evaluation.Study) -> Image.Image:
 
 
 def _methods_table(measured: evaluation.Study, size: tuple[int, int]) -> Image.Image:
-    from PIL import Image, ImageDraw, ImageFont
+    """The methods side by side, and under them the training-noise 2x2 (section 3.5)."""
+    from PIL import Image, ImageDraw
 
-    columns = ("deletion AUC", "insertion AUC", "stability", "sparseness")
     picture = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(picture)
+    bottom = _table(draw, 8, f"The methods side by side (SmoothGrad: n = {measured.n_samples}, "
+                    "noise 15%)", measured.methods)
+    rows = {f"{'plain' if variant == 'plain' else 'noise'}-trained {method}": values
+            for variant in ("plain", "noise")
+            for method, values in measured.training[variant].items()}
+    _table(draw, bottom + 16, "Trained without and with input noise (held-out accuracy "
+           f"{measured.accuracy['plain']:.1%}, {measured.accuracy['noise']:.1%})", rows)
+    return picture
+
+
+def _table(draw, top: int, title: str, rows: dict[str, dict[str, float]]) -> int:
+    """Draw a titled table of metric means at ``top``; returns the y below it."""
+    from PIL import ImageFont
+
+    columns = ("deletion AUC", "insertion AUC", "stability", "sparseness")
     font = ImageFont.load_default()
-    draw.text((12, 8), f"The methods side by side (SmoothGrad: n = {measured.n_samples}, noise "
-              "15%)", fill="black", font=font)
-    left, top, first, step = 12, 36, 150, 90
+    draw.text((12, top), title, fill="black", font=font)
+    left, first, step = 12, 150, 90
+    header = top + 22
     for j, column in enumerate(columns):
-        draw.text((left + first + j * step, top), column, fill="black", font=font)
-    for i, name in enumerate(measured.methods):
-        y = top + 22 + i * 20
+        draw.text((left + first + j * step, header), column, fill="black", font=font)
+    y = header
+    for name, values in rows.items():
+        y += 18
         draw.text((left, y), name, fill="black", font=font)
         for j, column in enumerate(columns):
-            value = measured.methods[name].get(column)
+            value = values.get(column)
             text = "-" if value is None else f"{value:.3f}"
             draw.text((left + first + j * step, y), text, fill="black", font=font)
-    return picture
+    return y + 18

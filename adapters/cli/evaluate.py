@@ -48,6 +48,7 @@ from .explain import (
     expand_input_argument,
     load_inputs,
     options_of,
+    say_job,
 )
 from .methods import METHODS, compute
 from .output import say
@@ -82,8 +83,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_method_arguments(parser)
     parser.add_argument("--out", default="saliency-evaluation.csv",
                         help="CSV file, or JSON for a .json name (default: "
-                             "saliency-evaluation.csv)")
+                             "saliency-evaluation.csv); with --engine, a folder holding one "
+                             "job per method")
     add_progress_argument(parser)
+    from adapters.jobs import command as job_command
+
+    job_command.add_arguments(parser)
+
+
+def _run_jobs(args: argparse.Namespace) -> int:
+    """``--engine``: one data-set job per method, into ``--out``/METHOD."""
+    from adapters.jobs import command as job_command
+
+    if args.masks is not None:
+        raise CommandError("--masks: not with --engine (data-set jobs measure deletion, "
+                           "insertion, sparseness, complexity and stability)")
+    metrics = ("deletion_auc", "insertion_auc", "sparseness", "complexity")
+    metrics += ("stability",) if args.stability else ()
+    for name in args.method:
+        result = job_command.run_from_args(args, method=name, out=str(Path(args.out) / name),
+                                           metrics=metrics)
+        say_job(result)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--stability: expected a non-negative integer, got {args.stability}")
     if not math.isfinite(args.baseline):
         raise CommandError(f"--baseline: expected a finite number, got {args.baseline}")
+    if getattr(args, "engine", None) is not None:
+        return _run_jobs(args)
     out = Path(args.out)
     if out.is_dir():
         raise CommandError(f"--out: expected a file name, got the folder {args.out}")

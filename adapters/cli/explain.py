@@ -30,7 +30,7 @@ import argparse
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -73,6 +73,7 @@ __all__ = [
     "options_of",
     "predict_in_batches",
     "rows_per_image",
+    "say_job",
     "run",
 ]
 
@@ -102,6 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="saliency-out", metavar="FOLDER",
                         help="output folder, created if missing")
     add_progress_argument(parser)
+    from adapters.jobs import command as job_command
+
+    job_command.add_arguments(parser)
+
+
+def say_job(result: Any) -> None:
+    """The closing line of a data-set job (``--engine``)."""
+    say(f"{result.inputs} input(s) in {result.shards} shard(s): wrote {result.written}, "
+        f"{result.found} already complete, in {result.out}")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +180,12 @@ def run(args: argparse.Namespace) -> int:
     """
     check_method(args, args.method)
     check_numbers(args)
+    if getattr(args, "engine", None) is not None:
+        from adapters.jobs import command as job_command
+
+        result = job_command.run_from_args(args, method=args.method, out=args.out)
+        say_job(result)
+        return 0
     if args.display_size < 1:
         raise CommandError(f"--display-size: expected a positive integer, got "
                            f"{args.display_size}")

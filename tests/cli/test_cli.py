@@ -22,7 +22,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 DEMO_FIGURES = {
     "vanilla_vs_smoothgrad.png", "noise_levels.png", "sample_sizes.png",
     "visualization_techniques.png", "combined_methods.png", "discriminativity.png",
-    "cam_methods.png",
+    "cam_methods.png", "training_noise.png",
 }
 FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "jax", "flax")
 
@@ -164,7 +164,8 @@ def test_explain_jax_pair_with_predicted_class(tmp_path, capsys):
          "RuntimeError: weights not found"),
         (["explain", "--model", "tests.cli.cli_models:not_a_model", "--input", "{image}"],
          "unusable model"),
-        (["explain", "--model", "model.caffemodel", "--input", "{image}"], "expected module:function"),
+        (["explain", "--model", "model.caffemodel", "--input", "{image}"],
+         "expected module:function"),
         (["explain", "--model", "missing.keras", "--input", "{image}"], "no such file"),
         (["explain", "--model", "tests.cli.cli_models:tiny_torch", "--input", "{image}",
           "--method", "grad-cam"], "Grad-CAM needs --layer"),

@@ -1,4 +1,7 @@
-"""The demo model in PyTorch, TensorFlow and JAX: the numpy reference, and each other.
+"""The demo models in PyTorch, TensorFlow and JAX: the numpy reference, and each other.
+
+Both shipped variants (trained without and with input noise) are checked: the same logits
+and the same gradients in every framework, equal to the numpy reference.
 
 TensorFlow gradients go through ``adapters.tensorflow.gradient_fn`` only (compiled): an
 eager ``tf.GradientTape`` through convolutions has crashed the process on these machines.
@@ -22,8 +25,8 @@ def _samples() -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.cache
-def _reference_logits() -> np.ndarray:
-    return demo.forward_numpy(demo.load_weights(), _samples()[0])
+def _reference_logits(variant: str) -> np.ndarray:
+    return demo.forward_numpy(demo.load_weights(variant), _samples()[0])
 
 
 @functools.cache
@@ -33,23 +36,23 @@ def _model(framework: str):
 
 
 @functools.cache
-def _demo_model(framework: str):
+def _demo_model(framework: str, variant: str = "plain"):
     """The network as :func:`adapters.demo.model` gives it: NHWC numpy in and out."""
     require(framework)
-    return demo.model(framework)
+    return demo.model(framework, variant=variant)
 
 
 @functools.cache
-def _callbacks(framework: str):
+def _callbacks(framework: str, variant: str = "plain"):
     """``(predict, gradient)`` taking and returning NHWC numpy arrays, through the backends."""
-    model = _demo_model(framework)
+    model = _demo_model(framework, variant)
     return model.predict_fn(), model.gradient_fn()
 
 
 @functools.cache
-def _gradients(framework: str) -> np.ndarray:
+def _gradients(framework: str, variant: str = "plain") -> np.ndarray:
     images, labels = _samples()
-    return np.asarray(_callbacks(framework)[1](images, labels), dtype=np.float64)
+    return np.asarray(_callbacks(framework, variant)[1](images, labels), dtype=np.float64)
 
 
 def _relative_error(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -58,14 +61,40 @@ def _relative_error(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.abs(actual - expected).max(axis=axes) / np.abs(expected).max(axis=axes)
 
 
+@pytest.mark.parametrize("variant", demo.VARIANTS)
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_logits_equal_the_numpy_reference(framework):
-    predict, _ = _callbacks(framework)
+def test_logits_equal_the_numpy_reference(framework, variant):
+    predict, _ = _callbacks(framework, variant)
     logits = np.asarray(predict(_samples()[0]), dtype=np.float64)
-    expected = _reference_logits()
+    expected = _reference_logits(variant)
     assert logits.shape == (20, 10)
     assert _relative_error(logits, expected).max() < 1e-5
     np.testing.assert_array_equal(logits.argmax(axis=1), expected.argmax(axis=1))
+
+
+@pytest.mark.parametrize("variant", demo.VARIANTS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_build_with_a_variant_is_build_with_its_weights(framework, variant):
+    """``model(f, variant=v)`` and ``model(f, weights=load_weights(v))`` are one network."""
+    require(framework)
+    by_weights = demo.model(framework, weights=demo.load_weights(variant))
+    images = _samples()[0][:4]
+    np.testing.assert_array_equal(np.asarray(by_weights.predict_fn()(images)),
+                                  np.asarray(_callbacks(framework, variant)[0](images)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", demo.VARIANTS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_held_out_accuracy_is_the_same_in_every_framework(framework, variant):
+    """Each framework classifies the 500 shipped held-out digits as the numpy reference."""
+    images, labels = demo.load_held_out()
+    predict, _ = _callbacks(framework, variant)
+    predicted = np.concatenate([np.asarray(predict(images[i : i + 100])).argmax(axis=1)
+                                for i in range(0, len(images), 100)])
+    expected = demo.forward_numpy(demo.load_weights(variant), images).argmax(axis=1)
+    np.testing.assert_array_equal(predicted, expected)
+    assert float(np.mean(predicted == labels)) == demo.load_metadata(variant)["test_accuracy"]
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -79,10 +108,10 @@ def test_two_digits_side_by_side_give_the_numpy_logits(framework):
 
 
 @functools.cache
-def _directional_derivatives() -> tuple[np.ndarray, np.ndarray]:
+def _directional_derivatives(variant: str) -> tuple[np.ndarray, np.ndarray]:
     """Random unit directions ``v`` and numpy central differences of the label's logit."""
     images, labels = _samples()
-    weights = demo.load_weights()
+    weights = demo.load_weights(variant)
     rows = np.arange(len(labels))
     direction = np.random.default_rng(0).standard_normal(images.shape)
     direction /= np.sqrt((direction**2).sum(axis=(1, 2, 3), keepdims=True))
@@ -92,11 +121,12 @@ def _directional_derivatives() -> tuple[np.ndarray, np.ndarray]:
     return direction, (up - down) / (2 * step)
 
 
+@pytest.mark.parametrize("variant", demo.VARIANTS)
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_gradients_are_directional_derivatives_of_the_numpy_reference(framework):
+def test_gradients_are_directional_derivatives_of_the_numpy_reference(framework, variant):
     """g . v equals the numpy central difference along v (the net is piecewise linear)."""
-    gradients = _gradients(framework)
-    direction, finite_difference = _directional_derivatives()
+    gradients = _gradients(framework, variant)
+    direction, finite_difference = _directional_derivatives(variant)
     analytic = (gradients * direction).sum(axis=(1, 2, 3))
     scale = np.sqrt((gradients**2).sum(axis=(1, 2, 3)))
     assert (scale > 0).all()
@@ -106,11 +136,25 @@ def test_gradients_are_directional_derivatives_of_the_numpy_reference(framework)
 _PAIRS = list(itertools.combinations(FRAMEWORKS, 2))
 
 
+@pytest.mark.parametrize("variant", demo.VARIANTS)
 @pytest.mark.parametrize(("first", "second"), _PAIRS, ids=["-".join(pair) for pair in _PAIRS])
-def test_gradients_agree_across_frameworks(first, second):
-    a, b = _gradients(first), _gradients(second)
+def test_gradients_agree_across_frameworks(first, second, variant):
+    a, b = _gradients(first, variant), _gradients(second, variant)
     assert a.shape == b.shape == (20, 28, 28, 1)
     assert _relative_error(a, b).max() < 1e-4
+
+
+@pytest.mark.parametrize("variant", demo.VARIANTS)
+@pytest.mark.parametrize(("first", "second"), _PAIRS, ids=["-".join(pair) for pair in _PAIRS])
+def test_smoothgrad_maps_agree_across_frameworks(first, second, variant):
+    """The same seed gives the same SmoothGrad map of the same weights in every framework."""
+    from saliency_core import smoothgrad
+
+    images, labels = _samples()
+    maps = [smoothgrad(_callbacks(framework, variant)[1], images[:4], labels[:4],
+                       n_samples=8, seed=3) for framework in (first, second)]
+    assert _relative_error(np.asarray(maps[0], dtype=np.float64),
+                           np.asarray(maps[1], dtype=np.float64)).max() < 1e-4
 
 
 def test_torch_model_is_nchw_in_eval_mode_with_named_layers():
