@@ -516,8 +516,8 @@ class ChannelsLastNet:
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_an_onnx_file_explains_like_the_module_it_was_exported_from(tmp_path, capsys, layout):
     torch = require("torch")
+    onnx2torch_or_skip()  # the onnx extra (onnx2torch and onnx), first: it is optional
     require("onnx")
-    onnx2torch_or_skip()
     net = dropout_net(torch).eval() if layout == "NCHW" else ChannelsLastNet.build(torch)
     example = torch.zeros(1, 1, 12, 12) if layout == "NCHW" else torch.zeros(1, 12, 12, 1)
     path = tmp_path / "net.onnx"
@@ -550,8 +550,8 @@ def test_an_onnx_file_explains_like_the_module_it_was_exported_from(tmp_path, ca
 @pytest.mark.slow
 def test_a_file_that_is_not_onnx_is_one_line(tmp_path, capsys):
     require("torch")
+    onnx2torch_or_skip()  # the onnx extra (onnx2torch and onnx), first: it is optional
     require("onnx")
-    onnx2torch_or_skip()
     path = tmp_path / "model.onnx"
     path.write_bytes(b"not a protobuf \xff\xfe")
     out = tmp_path / "out"
