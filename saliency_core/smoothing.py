@@ -298,10 +298,10 @@ def smoothgrad(
             releases before schemes, and about three times faster to make),
             ``"antithetic"`` (pairs ``z, -z``). Every scheme has standard normal
             marginals, so the expected map is the same. On three small ReLU networks,
-            ``"lhs"`` with n samples had the error of 2.4n to 4.4n iid samples for
+            ``"lhs"`` with n samples had the error of 2.4n to 4.6n iid samples for
             ``"mean"``, 2n to 2.8n for ``"abs"`` and ``"square"``, n to 1.4n for
             ``"variance"``, never more than iid's; ``"antithetic"`` gained less
-            (2.1n to 3.6n for the mean) and made VarGrad worse on two of them
+            (2.0n to 4.5n for the mean) and made VarGrad worse on two of them
             (``tests/benchmarks/RESULTS-noise.md``).
         batch_size: the most rows sent to ``fn`` in one call.
         seed: None (fresh entropy), a non-negative int, a ``SeedSequence`` or a
