@@ -103,6 +103,32 @@ def _legend_corner(
     return min(corners, key=covered)
 
 
+def _axis_labels(
+    picture: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    font: object,
+    box: tuple[float, float, float, float],
+    *,
+    title: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+) -> None:
+    """The title (centred on top), the x label (under the plot box ``(left, top, right,
+    bottom)``) and the y label (turned a quarter, left of the box) of a chart."""
+    left, top, right, bottom = box
+    if title:
+        draw.text(((picture.width - draw.textlength(title, font=font)) / 2, 6), title,
+                  fill="black", font=font)
+    if xlabel:
+        draw.text(((left + right - draw.textlength(xlabel, font=font)) / 2, bottom + 20),
+                  xlabel, fill="black", font=font)
+    if ylabel:
+        label = Image.new("RGB", (int(draw.textlength(ylabel, font=font)) + 4, 12), "white")
+        ImageDraw.Draw(label).text((2, 0), ylabel, fill="black", font=font)
+        rotated = label.rotate(90, expand=True)
+        picture.paste(rotated, (2, int((top + bottom - rotated.height) / 2)))
+
+
 def line_chart(
     x: Sequence[float] | np.ndarray | None,
     series: Mapping[str, object],
@@ -208,17 +234,8 @@ def line_chart(
             text = _label(tick)
             draw.text((x_pixel - draw.textlength(text, font=font) / 2, bottom + 6), text,
                       fill="black", font=font)
-    if title:
-        draw.text(((width - draw.textlength(title, font=font)) / 2, 6), title, fill="black",
-                  font=font)
-    if xlabel:
-        draw.text(((left + right - draw.textlength(xlabel, font=font)) / 2, bottom + 20),
-                  xlabel, fill="black", font=font)
-    if ylabel:
-        label = Image.new("RGB", (int(draw.textlength(ylabel, font=font)) + 4, 12), "white")
-        ImageDraw.Draw(label).text((2, 0), ylabel, fill="black", font=font)
-        rotated = label.rotate(90, expand=True)
-        picture.paste(rotated, (2, int((top + bottom - rotated.height) / 2)))
+    _axis_labels(picture, draw, font, (left, top, right, bottom), title=title, xlabel=xlabel,
+                 ylabel=ylabel)
     legend_width = max(draw.textlength(n, font=font) for n in lines) + 30
     corner = _legend_corner(lines, px, py, (left, top, right, bottom),
                             (legend_width, legend_height))

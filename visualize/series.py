@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw, ImageFont
 
 from visualize._checks import as_real_array, channel_axis_index, check_choice, check_percentile
-from visualize.charts import SERIES_COLOURS, _label, _nice_ticks
+from visualize.charts import SERIES_COLOURS, _axis_labels, _label, _nice_ticks
 from visualize.colormaps import apply_colormap, colormap_range
 
 __all__ = ["SERIES_MODES", "scale_attribution", "series_chart"]
@@ -276,17 +276,8 @@ def series_chart(
     for y, text in marks:
         draw.text((bar_right + 3, y), text, fill="black", font=font)
 
-    if title:
-        draw.text(((width - draw.textlength(title, font=font)) / 2, 6), title, fill="black",
-                  font=font)
-    if xlabel:
-        draw.text(((left + right - draw.textlength(xlabel, font=font)) / 2, bottom + 20),
-                  xlabel, fill="black", font=font)
-    if ylabel:
-        label = Image.new("RGB", (int(draw.textlength(ylabel, font=font)) + 4, 12), "white")
-        ImageDraw.Draw(label).text((2, 0), ylabel, fill="black", font=font)
-        rotated = label.rotate(90, expand=True)
-        picture.paste(rotated, (2, int((top + bottom - rotated.height) / 2)))
+    _axis_labels(picture, draw, font, (left, top, right, bottom), title=title, xlabel=xlabel,
+                 ylabel=ylabel)
     if names is not None:
         for channel, name in enumerate(names):
             colour = (SERIES_COLOURS[6 if n_channels == 1 else channel % len(SERIES_COLOURS)]

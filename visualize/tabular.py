@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw, ImageFont
 
 from visualize._checks import as_real_array
-from visualize.charts import _label, _nice_ticks
+from visualize.charts import _axis_labels, _label, _nice_ticks
 
 __all__ = ["BAR_ORDERS", "NEGATIVE_COLOUR", "POSITIVE_COLOUR", "feature_bar_chart"]
 
@@ -244,10 +244,5 @@ def feature_bar_chart(
                 ink = "white"
             draw.text((spot, y0 + (bar_height - 10) / 2), label, fill=ink, font=font)
     draw.line([zero, top, zero, bottom], fill="black", width=1)
-    if title:
-        draw.text(((width - draw.textlength(title, font=font)) / 2, 6), title, fill="black",
-                  font=font)
-    if xlabel:
-        draw.text(((left + right - draw.textlength(xlabel, font=font)) / 2, bottom + 20),
-                  xlabel, fill="black", font=font)
+    _axis_labels(picture, draw, font, (left, top, right, bottom), title=title, xlabel=xlabel)
     return picture
