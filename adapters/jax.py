@@ -57,9 +57,11 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 
 from . import _backend
 from ._backend import RELU_RULES, Callback
+from ._tokens import EmbeddingCallbacks, as_token_ids, check_embedded
 
 __all__ = ["CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights",
-           "gradient_fn", "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers"]
+           "embedding_fn", "gradient_fn", "input_spec", "layer_fn", "owns", "predict_fn",
+           "weight_layers"]
 
 NAME = "jax"
 
@@ -685,6 +687,112 @@ def predict_fn(model: Any, *, params: Any = None, device: Any = None,
         return program(x, None, targets=False)[0]
 
     return program.callback(outputs, "predict_fn", apply_fn)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+@functools.partial(jax.jit, static_argnames=("embed_fn", "has_params"))
+def _embedded(params, ids, *, embed_fn, has_params):
+    """The embedding half on integer ids, floating results at least float32."""
+    _count_trace()
+    output = embed_fn(params, ids) if has_params else embed_fn(ids)
+    dtype = getattr(output, "dtype", None)
+    floating = dtype is not None and jnp.issubdtype(dtype, jnp.floating)
+    check_embedded(tuple(output.shape) if hasattr(output, "shape") else None, ids.shape,
+                   "embed_fn", floating=floating)
+    return output.astype(jnp.promote_types(output.dtype, jnp.float32))
+
+
+def embedding_fn(
+    model: Any,
+    embedding: tuple[Callable[..., Any], Callable[..., Any]],
+    *,
+    params: Any = None,
+    objective: Objective | None = None,
+    device: Any = None,
+    dtype: Any = None,
+) -> EmbeddingCallbacks:
+    """The callbacks of a text model explained through its embeddings: embed, gradient, predict.
+
+    ``embedding`` is the model split at its embedding, ``(embed_fn, head_fn)``:
+    ``embed_fn(params, ids) -> (k, T, D)`` (a table lookup, ``params["embedding"][ids]``
+    or a Flax ``Embed``'s apply) and ``head_fn(params, embeddings) -> output``, each
+    without params when params is None; ``model``'s params are the halves'. ``embed(ids)``
+    runs ``embed_fn`` (compiled once per ids shape) and gives ``(N, T, D)`` numpy;
+    ``gradient`` and ``predict`` are :func:`gradient_fn` and :func:`predict_fn` of
+    ``head_fn``, so any method of the core runs in embedding space and
+    :func:`saliency_core.tokens.token_attributions` gives one value per token.
+
+    Ids reach ``embed_fn`` as int32 (int64 with ``jax_enable_x64``). JAX does not say how
+    many rows a table has, and indexing past its end is clamped, not refused: check ids
+    against the vocabulary before calling, or look them up with ``mode="fill"``.
+
+    Raises:
+        ValueError: an ``embedding`` given as a str (JAX models have no named layers);
+            when called, ids that are not non-negative integers ``(N, T)`` within int32
+            (without ``jax_enable_x64``), an ``embed_fn`` output that is not ``(N, T, D)``
+            floats.
+        TypeError: ``embedding`` is not a pair of callables.
+
+    Examples:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from saliency_core.tokens import token_attributions
+        >>> params = {"table": jnp.arange(10.0).reshape(5, 2), "w": jnp.array([1.0, -1.0])}
+        >>> embed_fn = lambda p, ids: p["table"][ids]
+        >>> head_fn = lambda p, e: e.sum(axis=1) @ p["w"]
+        >>> model = (lambda p, ids: head_fn(p, embed_fn(p, ids)), params)
+        >>> embed, gradient, predict = embedding_fn(model, (embed_fn, head_fn))
+        >>> embeddings = embed(np.array([[1, 3]]))
+        >>> embeddings
+        array([[[2., 3.],
+                [6., 7.]]], dtype=float32)
+        >>> token_attributions(gradient(embeddings, None), embeddings), predict(embeddings)
+        (array([[-1., -1.]], dtype=float32), array([-2.], dtype=float32))
+    """
+    _, params = _apply_and_params(model, params)
+    if isinstance(embedding, str):
+        raise ValueError(
+            f"expected embedding to be an (embed_fn, head_fn) pair, got the str {embedding!r}: "
+            "a JAX model has no named layers, so split it at the embedding, "
+            "embed_fn(params, ids) -> embeddings and head_fn(params, embeddings) -> output"
+        )
+    if not isinstance(embedding, tuple | list) or len(embedding) != 2:
+        raise TypeError(
+            f"expected embedding to be an (embed_fn, head_fn) pair, got "
+            f"{type(embedding).__name__}"
+        )
+    embed_fn, head_fn = embedding
+    _backend.check_callable(embed_fn, "embed_fn")
+    _backend.check_callable(head_fn, "head_fn")
+    gradient = gradient_fn(head_fn, params=params, objective=objective, device=device,
+                           dtype=dtype)
+    predict = predict_fn(head_fn, params=params, device=device, dtype=dtype)
+    placed_device = _device(device)
+    placed = _place(params, placed_device)
+    static = {"embed_fn": _static(embed_fn), "has_params": params is not None}
+    callback: Callback
+
+    def embed(ids: Any) -> np.ndarray:
+        tokens = as_token_ids(ids)
+        info = np.iinfo(_index_dtype())
+        if tokens.max() > info.max:
+            raise ValueError(
+                f"expected token ids that fit in {info.dtype} (JAX has no int64 unless "
+                f"jax_enable_x64 is set), got {int(tokens.max())}"
+            )
+        values = tokens.astype(_index_dtype())
+        if placed_device is not None:
+            values = jax.device_put(values, placed_device)
+        before = _traces()
+        try:
+            output = _embedded(placed, values, **static)
+        finally:
+            callback.trace_count += _traces() - before
+        return np.array(np.asarray(output))
+
+    callback = Callback(embed, f"adapters.jax.embedding_fn.embed({_name(embed_fn)})")
+    return EmbeddingCallbacks(callback, gradient, predict)
 
 
 # --------------------------------------------------------------------------- declared inputs

@@ -47,9 +47,10 @@ except ImportError as error:  # exercised in tests by blocking the import
 
 from . import _backend
 from ._backend import RELU_RULES, Callback, WeightTransform
+from ._tokens import EmbeddingCallbacks, as_token_ids, check_embedded
 
-__all__ = ["CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights", "gradient_fn",
-           "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers"]
+__all__ = ["CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights", "embedding_fn",
+           "gradient_fn", "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers"]
 
 NAME = "tensorflow"
 CHANNEL_AXIS = -1
@@ -248,6 +249,129 @@ def layer_fn(
 
     description = _describe("layer_fn", model, layer=chosen.name, objective=objective)
     return traced.finish(body, layer_gradients, description)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def embedding_fn(
+    model: Any,
+    embedding: Any,
+    *,
+    objective: Objective | None = None,
+    device: Device = None,
+    dtype: DType = None,
+) -> EmbeddingCallbacks:
+    """The callbacks of a text model explained through its embeddings: embed, gradient, predict.
+
+    The model is split at its embedding layer: ``embed(ids)`` runs the layer alone on
+    integer ids ``(N, T)`` and gives ``(N, T, D)`` numpy; ``gradient(embeddings, target)``
+    and ``predict(embeddings)`` are :func:`gradient_fn` and :func:`predict_fn` of a
+    Keras model from the layer's output to the model's output (the same layers and
+    weights; the model itself is not changed), so any method of the core runs in
+    embedding space and :func:`saliency_core.tokens.token_attributions` gives one value
+    per token.
+
+    Args:
+        model: a functional or Sequential Keras model with one input, the ids.
+        embedding: the name (or layer object) of its embedding layer among
+            ``model.layers``, whose output is ``(k, T, D)``: a ``keras.layers.Embedding``
+            without ``mask_zero`` (a split model cannot pass the padding mask on: build the
+            layer with ``mask_zero=False`` and zero the padding positions' attributions
+            with ``token_attributions(..., ids=ids, pad_id=0)``), or a layer that adds
+            position embeddings to it.
+        objective: as in :func:`gradient_fn`; and so are ``device`` and ``dtype``.
+
+    Returns:
+        :class:`adapters._tokens.EmbeddingCallbacks` ``(embed, gradient, predict)``.
+
+    Raises:
+        TypeError: a model that is not functional or Sequential, or has several inputs.
+        ValueError: no such layer (close matches named), a layer called several times,
+            with ``mask_zero=True``, without a ``(k, T, D)`` output, or one the rest of
+            the model does not reach the output through alone (it also reads the ids);
+            when called, ids that are not non-negative integers ``(N, T)`` below the
+            layer's ``input_dim``.
+
+    Examples:
+        >>> import keras, numpy as np
+        >>> ids = keras.Input((None,), dtype="int32")
+        >>> vectors = keras.layers.Embedding(5, 2, name="embed")(ids)
+        >>> pooled = keras.layers.GlobalAveragePooling1D()(vectors)
+        >>> model = keras.Model(ids, keras.layers.Dense(2, name="out")(pooled))
+        >>> embed, gradient, predict = embedding_fn(model, "embed")
+        >>> tokens = np.array([[1, 4, 3]])
+        >>> embeddings = embed(tokens)
+        >>> embeddings.shape
+        (1, 3, 2)
+        >>> expected = model.get_layer("out").kernel.numpy()[:, 1] / 3  # the mean's gradient
+        >>> bool(np.allclose(gradient(embeddings, np.array([1]))[0], expected))
+        True
+        >>> bool(np.allclose(predict(embeddings), model(tokens).numpy()))
+        True
+    """
+    keras_module = _keras_module_of(model, "Model")
+    inputs = _keras_inputs(model) if keras_module is not None else []
+    if not inputs:
+        raise TypeError(
+            "expected a functional or Sequential Keras model, whose layers have symbolic "
+            f"outputs, got {_kind(model)}; build the model from keras.Input"
+        )
+    if len(inputs) != 1:
+        raise TypeError(f"expected a Keras model with one input (the ids), got {len(inputs)} "
+                        "inputs")
+    if objective is not None:
+        _backend.check_callable(objective, "objective")
+    chosen = _find_layer(model, embedding)
+    if getattr(chosen, "mask_zero", False):
+        raise ValueError(
+            f"expected an embedding layer without mask_zero, got layer {chosen.name!r} with "
+            "mask_zero=True: the model split at it would lose the padding mask and give "
+            "other outputs than the model; build it with mask_zero=False (and zero the "
+            "padding positions' attributions with token_attributions(..., pad_id=0))"
+        )
+    vectors = _embedding_output(chosen)
+    outputs = model.outputs
+    try:  # the same layers and weights; the model itself is not changed
+        head = keras_module.Model(vectors, outputs[0] if len(outputs) == 1 else list(outputs))
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(
+            f"expected the model's output to depend on the ids through layer {chosen.name!r} "
+            f"only, got a graph Keras could not cut there: {error}"
+        ) from None
+    device_name = _device_name(device)
+    vocabulary = getattr(chosen, "input_dim", None)
+    ids_dtype = tf.as_dtype(inputs[0].dtype)
+    ids_dtype = ids_dtype if ids_dtype.is_integer else tf.int32
+    compute_dtype = _model_dtype(head, dtype, floating=True)
+
+    def embed(ids: Any) -> np.ndarray:
+        tokens = as_token_ids(ids, vocabulary_size=vocabulary)
+        with tf.device(device_name) if device_name else contextlib.nullcontext():
+            output = chosen(tf.constant(tokens, dtype=ids_dtype))
+        floating = tf.is_tensor(output) and output.dtype.is_floating
+        check_embedded(_static_shape(output), tokens.shape, f"layer {chosen.name!r}",
+                       floating=floating)
+        if output.dtype != compute_dtype:
+            output = tf.cast(output, compute_dtype)
+        return _widen(output).numpy()
+
+    return EmbeddingCallbacks(
+        Callback(embed, _describe("embedding_fn.embed", model, layer=chosen.name)),
+        gradient_fn(head, objective=objective, device=device, dtype=dtype),
+        predict_fn(head, device=device, dtype=dtype),
+    )
+
+
+def _embedding_output(layer: Any) -> Any:
+    """The layer's one symbolic output, refused unless it is ``(k, T, D)``."""
+    output = _single_output(layer, "an embedding layer", "replace")
+    if len(output.shape) != 3:
+        raise ValueError(
+            f"expected an embedding layer with one output (k, T, D), got layer {layer.name!r} "
+            f"with output shape {tuple(output.shape)}"
+        )
+    return output
 
 
 # --------------------------------------------------------------------------- declared inputs
@@ -732,26 +856,32 @@ def _nested_owner(layers: list[Any], name: str) -> str | None:
     return None
 
 
-def _layer_output(layer: Any) -> Any:
-    """The layer's one symbolic output, refused unless it has spatial axes."""
+def _single_output(layer: Any, what: str, purpose: str) -> Any:
+    """The one symbolic output of a layer called once in the model's graph."""
     calls = len(getattr(layer, "_inbound_nodes", ()))
     if calls > 1:
         raise ValueError(
-            f"expected a layer called once, got layer {layer.name!r} called {calls} times (a "
-            "shared layer has no single output to explain)"
+            f"expected {what} called once, got layer {layer.name!r} called {calls} times (a "
+            f"shared layer has no single output to {purpose})"
         )
     try:
         output = layer.output
     except (AttributeError, ValueError) as error:
         raise ValueError(
-            f"expected a layer with an output in the model's graph, got layer {layer.name!r}: "
+            f"expected {what} with an output in the model's graph, got layer {layer.name!r}: "
             f"{error}"
         ) from None
     if isinstance(output, list | tuple | dict):
         raise ValueError(
-            f"expected a layer with one output tensor, got layer {layer.name!r} with "
+            f"expected {what} with one output tensor, got layer {layer.name!r} with "
             f"{len(output)} outputs"
         )
+    return output
+
+
+def _layer_output(layer: Any) -> Any:
+    """The layer's one symbolic output, refused unless it has spatial axes."""
+    output = _single_output(layer, "a layer", "explain")
     if len(output.shape) < 3:
         raise ValueError(
             "Grad-CAM needs a layer with spatial axes, an output (k, H, W, C) or (k, C, H, W); "

@@ -79,6 +79,7 @@ from ._backend import (
     plan_scores,
     select_layers,
 )
+from ._tokens import EmbeddingCallbacks, as_token_ids, check_embedded
 
 __all__ = [
     "CHANNEL_AXIS",
@@ -86,6 +87,7 @@ __all__ = [
     "RELU_RULES",
     "Objective",
     "copy_with_weights",
+    "embedding_fn",
     "gradient_fn",
     "input_spec",
     "layer_fn",
@@ -335,6 +337,192 @@ def predict_fn(
         return _to_numpy(output, run_dtype)
 
     return Callback(outputs, _describe("predict_fn", model))
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def embedding_fn(
+    model: torch.nn.Module,
+    embedding: str | torch.nn.Module,
+    *,
+    objective: Objective | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    inputs_embeds: bool = False,
+) -> EmbeddingCallbacks:
+    """The callbacks of a text model explained through its embeddings: embed, gradient, predict.
+
+    ``embed(ids)`` runs the embedding layer alone on integer ids ``(N, T)`` and gives
+    ``(N, T, D)`` numpy. ``gradient(embeddings, target)`` and ``predict(embeddings)`` run
+    the rest of the model from given embeddings: the model is called on placeholder ids
+    (zeros of shape ``(k, T)``) with a forward hook on the embedding layer that replaces
+    its output by the embeddings, or, with ``inputs_embeds=True``, as
+    ``model(inputs_embeds=embeddings)`` (Hugging Face models). They are
+    :func:`gradient_fn` and :func:`predict_fn` of that model of the embeddings, with the
+    same scores, targets, objective, device, dtype and training-mode rules, so any method
+    of the core runs in embedding space (SmoothGrad's noise added to the embeddings,
+    integrated gradients from the padding or zero embedding), and
+    :func:`saliency_core.tokens.token_attributions` gives one value per token.
+
+    The model must read the ids through the embedding layer only: a model that also
+    computes something from the ids themselves (a padding mask ``ids != 0``) sees the
+    placeholders; give such a model its mask another way, or zero the padding positions'
+    attributions with ``token_attributions(..., ids=ids, pad_id=...)``.
+
+    Args:
+        model: the ``nn.Module`` taking ids ``(k, T)``.
+        embedding: the embedding layer, a module inside ``model`` (an ``nn.Embedding``,
+            or any module mapping ids to ``(k, T, D)``, such as a block that adds position
+            embeddings) or its dotted name in ``model.named_modules()``. It must run
+            once per forward pass.
+        objective: as in :func:`gradient_fn`; and so are ``device`` and ``dtype``.
+        inputs_embeds: call ``model(inputs_embeds=embeddings)`` instead of hooking the
+            layer (the layer then serves ``embed`` only).
+
+    Returns:
+        :class:`adapters._tokens.EmbeddingCallbacks` ``(embed, gradient, predict)``.
+
+    Raises:
+        TypeError, ValueError: a model that is not an ``nn.Module``, a layer that is not
+            in it (close matches named); when called, ids that are not non-negative
+            integers ``(N, T)`` below an ``nn.Embedding``'s ``num_embeddings``,
+            embeddings that are not ``(k, T, D)``, a layer that did not run, ran twice or
+            gave another shape than the embeddings.
+
+    Examples:
+        A bag of embeddings: the gradient at every token is the linear layer's weight row
+        of the target, so gradient x embedding is each token's term of the score.
+
+        >>> import numpy as np
+        >>> import torch
+        >>> from adapters import torch as torch_adapter
+        >>> from saliency_core.tokens import token_attributions
+        >>> class Bag(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.embed = torch.nn.Embedding(5, 2, padding_idx=0)
+        ...         self.out = torch.nn.Linear(2, 2, bias=False)
+        ...     def forward(self, ids):
+        ...         return self.out(self.embed(ids).sum(dim=1))
+        >>> _ = torch.manual_seed(0)
+        >>> model = Bag().eval()
+        >>> embed, gradient, predict = torch_adapter.embedding_fn(model, "embed")
+        >>> ids = np.array([[1, 4, 0]])
+        >>> embeddings = embed(ids)
+        >>> embeddings.shape
+        (1, 3, 2)
+        >>> tokens = token_attributions(gradient(embeddings, np.array([1])), embeddings)
+        >>> terms = embeddings[0] @ model.out.weight.detach().numpy()[1]
+        >>> bool(np.allclose(tokens[0], terms)), float(tokens[0, 2])
+        (True, 0.0)
+        >>> bool(np.allclose(predict(embeddings), model(torch.tensor(ids)).detach().numpy()))
+        True
+    """
+    _check_module(model, "its embedding layer is hooked")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "embedding_fn cannot hook the embedding layer of a TorchScript model, which runs "
+            "outside Python; pass the original nn.Module instead"
+        )
+    name, module = _find_layer(model, embedding)
+    if not isinstance(inputs_embeds, bool):
+        raise TypeError(f"expected inputs_embeds to be True or False, got {inputs_embeds!r}")
+    if objective is not None:
+        check_callable(objective, "objective")
+    device, dtype = _as_device(device), _as_dtype(dtype)
+    from_embeddings = _FromEmbeddings(model, name, module, inputs_embeds)
+    placement = _Placement(model, device, dtype)
+    vocabulary = module.num_embeddings if isinstance(module, torch.nn.Embedding) else None
+
+    def embed(ids: object, /) -> np.ndarray:
+        tokens = as_token_ids(ids, vocabulary_size=vocabulary, native=_native)
+        run_device, run_dtype = placement()
+        with torch.no_grad():
+            output = module(torch.from_numpy(tokens).to(run_device))
+        floating = isinstance(output, torch.Tensor) and output.is_floating_point()
+        check_embedded(tuple(output.shape) if isinstance(output, torch.Tensor) else None,
+                       tokens.shape, f"layer {name!r}", floating=floating)
+        return _to_numpy(output, run_dtype)
+
+    return EmbeddingCallbacks(
+        Callback(embed, _describe("embedding_fn.embed", model, layer=name)),
+        gradient_fn(from_embeddings, objective=objective, device=device, dtype=dtype),
+        predict_fn(from_embeddings, device=device, dtype=dtype),
+    )
+
+
+class _FromEmbeddings(torch.nn.Module):
+    """``model`` run from embeddings ``(k, T, D)``: its embedding layer's output replaced.
+
+    The model is a submodule (so its parameters give the device and dtype, and its mode
+    the training-mode warning); this wrapper is never in training mode itself, and
+    nothing of the model is changed: the hook lives for one forward pass.
+    """
+
+    def __init__(self, model: torch.nn.Module, name: str, module: torch.nn.Module,
+                 inputs_embeds: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.training = False  # the wrapper's own flag only; the model's modes are its own
+        self._layer = (name, module)  # a tuple: not registered a second time
+        self._inputs_embeds = inputs_embeds
+
+    def forward(self, embeddings: torch.Tensor) -> Any:
+        if embeddings.ndim != 3:
+            raise ValueError(
+                "expected embeddings (k, T, D), one vector per token, got shape "
+                f"{tuple(embeddings.shape)}"
+            )
+        if self._inputs_embeds:
+            return self.model(inputs_embeds=embeddings)
+        name, module = self._layer
+        swap = _EmbeddingSwap(name, embeddings)
+        placeholder = torch.zeros(embeddings.shape[:2], dtype=torch.long,
+                                  device=embeddings.device)
+        hook = module.register_forward_hook(swap.hook)
+        try:
+            output = self.model(placeholder)
+        finally:
+            hook.remove()
+        swap.check_ran()
+        return output
+
+    def __repr__(self) -> str:
+        return f"{type(self.model).__name__} from embeddings at {self._layer[0]!r}"
+
+
+class _EmbeddingSwap:
+    """A forward hook giving the rest of the network the embeddings instead of the layer's
+    output (a copy, so in-place operations after the layer leave the input alone)."""
+
+    def __init__(self, name: str, embeddings: torch.Tensor) -> None:
+        self._name, self._embeddings, self._calls = name, embeddings, 0
+
+    def hook(self, module: torch.nn.Module, inputs: Any, output: Any) -> torch.Tensor:
+        self._calls += 1
+        if self._calls > 1:
+            raise ValueError(
+                f"embedding layer {self._name!r} ran more than once in one forward pass, so "
+                "its output cannot be replaced by one set of embeddings: pick a layer that "
+                "runs once"
+            )
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+        if shape != tuple(self._embeddings.shape):
+            raise ValueError(
+                f"expected embedding layer {self._name!r} to output the embeddings' shape "
+                f"{tuple(self._embeddings.shape)}, got "
+                f"{shape if shape is not None else type(output).__name__}: pass the layer "
+                "whose output embed(ids) gives"
+            )
+        return self._embeddings.to(output.dtype).clone()
+
+    def check_ran(self) -> None:
+        if self._calls == 0:
+            raise ValueError(
+                f"embedding layer {self._name!r} did not run in the model's forward pass; "
+                "pick the module the forward pass calls on the ids"
+            )
 
 
 # --------------------------------------------------------------------------- declared inputs

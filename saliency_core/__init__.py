@@ -34,6 +34,13 @@ from .smoothing import (
     noise_sigma,
     smoothgrad,
 )
+from .tokens import (
+    EMBEDDING_SPREADS,
+    TOKEN_REDUCTIONS,
+    embedding_sigma,
+    padding_ids,
+    token_attributions,
+)
 from .types import AttributionFn, GradientFn, LayerFn, PredictFn
 from .weight_noise import fusion_grad, noise_grad
 from .xrai import black_white_integrated_gradients, xrai
@@ -41,15 +48,18 @@ from .xrai import black_white_integrated_gradients, xrai
 __all__ = [
     "AGGREGATES",
     "DEFAULT_NOISE",
+    "EMBEDDING_SPREADS",
     "FEATURE_SPREADS",
     "NOISE_SCHEMES",
     "SCORE_CAM_SCORES",
+    "TOKEN_REDUCTIONS",
     "AttributionFn",
     "GradientFn",
     "LayerFn",
     "PredictFn",
     "black_white_integrated_gradients",
     "blur_integrated_gradients",
+    "embedding_sigma",
     "expected_gradients",
     "feature_sigma",
     "fusion_grad",
@@ -63,10 +73,12 @@ __all__ = [
     "noise_grad",
     "noise_sigma",
     "occlusion",
+    "padding_ids",
     "resize_linear",
     "rise",
     "score_cam",
     "smoothgrad",
+    "token_attributions",
     "vanilla_gradient",
     "xrai",
 ]

@@ -20,7 +20,9 @@ pictures per input.
 
 Beyond images: :func:`feature_bar_chart` (:mod:`visualize.tabular`, signed bars of
 per-feature attributions) and :func:`series_chart` (:mod:`visualize.series`, a series with
-its attribution as a colour band or a coloured line).
+its attribution as a colour band or a coloured line); :func:`text_image` and
+:func:`text_html` (:mod:`visualize.text`, tokens coloured by attribution, a PNG and HTML for
+notebooks).
 
 Examples:
     >>> import numpy as np
@@ -56,6 +58,7 @@ from visualize.render import grid, save, to_image, to_uint8
 from visualize.series import SERIES_MODES, scale_attribution, series_chart
 from visualize.sheet import summary_sheet
 from visualize.tabular import BAR_ORDERS, NEGATIVE_COLOUR, POSITIVE_COLOUR, feature_bar_chart
+from visualize.text import TokenHTML, text_html, text_image, token_colours
 
 __all__ = [
     "BAR_ORDERS",
@@ -67,6 +70,7 @@ __all__ = [
     "SERIES_COLOURS",
     "SERIES_MODES",
     "SIGNS",
+    "TokenHTML",
     "alpha_scaling",
     "apply_colormap",
     "colormap_range",
@@ -84,7 +88,10 @@ __all__ = [
     "select_sign",
     "series_chart",
     "summary_sheet",
+    "text_html",
+    "text_image",
     "times_input",
     "to_image",
     "to_uint8",
+    "token_colours",
 ]

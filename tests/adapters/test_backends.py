@@ -16,8 +16,8 @@ from tests.adapters import reference
 from tests.conftest import FRAMEWORKS, require
 
 PUBLIC = {
-    "CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights", "gradient_fn",
-    "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers",
+    "CHANNEL_AXIS", "NAME", "RELU_RULES", "Objective", "copy_with_weights", "embedding_fn",
+    "gradient_fn", "input_spec", "layer_fn", "owns", "predict_fn", "weight_layers",
 }
 
 

@@ -98,7 +98,10 @@ REGISTRY = [
 ]
 
 #: Public functions of saliency_core that are helpers, not methods ``method(fn, x, target)``.
-HELPERS = {"feature_sigma", "noise_sigma", "resize_linear"}
+HELPERS = {
+    "embedding_sigma", "feature_sigma", "noise_sigma", "padding_ids", "resize_linear",
+    "token_attributions",
+}
 
 N_INPUTS = 5
 MIXING = np.random.default_rng(0).standard_normal((3, 4))  # input channels -> layer channels

@@ -18,10 +18,11 @@ FRAMEWORKS = {
     "evaluation": ("torch",),
     "tabular": ("torch", "sklearn"),
     "time_series": ("torch", "statsmodels"),
+    "text": ("torch",),
 }
 
 
-def test_the_seven_notebooks_are_there():
+def test_the_eight_notebooks_are_there():
     assert {p.stem for p in NOTEBOOKS} == set(FRAMEWORKS)
 
 

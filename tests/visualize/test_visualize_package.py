@@ -26,13 +26,15 @@ MODULES = [
     "visualize.sheet",
     "visualize.tabular",
     "visualize.series",
+    "visualize.text",
 ]
 FRAMEWORKS = ["torch", "tensorflow", "jax", "keras", "flax"]
 
 
 def test_all_lists_exactly_the_public_names():
     public = {name for name in dir(visualize) if not name.startswith("_")}
-    modules = {"maps", "colormaps", "overlays", "render", "charts", "sheet", "tabular", "series"}
+    modules = {"maps", "colormaps", "overlays", "render", "charts", "sheet", "tabular", "series",
+               "text"}
     assert set(visualize.__all__) == public - modules
     for name in visualize.__all__:
         assert getattr(visualize, name) is not None
