@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.saliency-toolkit-installed
 # CPU builds keep set-up small: torch==2.13.0 (pinned in constraints.txt) and tensorflow-cpu;
 # "reference" brings Quantus and PAIR's saliency, which the tests compare against; "ray" the
 # data-set engine, whose tests start a local Ray.
-EXTRAS := torch,tensorflow-cpu,jax,dev,reference,ray
+EXTRAS := torch,tensorflow-cpu,jax,dev,reference,ray,xrai
 
 .PHONY: demo test test-hypothesis lint bench bench-quick bench-core bench-adapters bench-metrics \
 	bench-noise bench-overlap bench-jobs clean

@@ -8,6 +8,12 @@ without noise, where the paper's effect shows; every panel is at least
 :data:`CELL_SIZE` pixels, the digits enlarged nearest-neighbour. With the same ``--seed``
 the figures are the same in PyTorch, TensorFlow and JAX, up to float rounding.
 
+Two figures go beyond the paper: the class activation maps (``cam_methods.png``) and the
+methods of other libraries (``more_methods.png``: Blur IG, Guided IG, XRAI, expected
+gradients, RISE, NoiseGrad and FusionGrad), each run as ``saliency explain --method`` runs
+it, with the command's default numbers (expected gradients, which has no ``--method``,
+with the other shipped held-out digits as baselines).
+
 With ``--evaluation`` the command first measures the paper's claims
 (:func:`adapters.demo.evaluation.study`) and prints the numbers of each figure beside the
 line that reports it, then writes them as ``evaluation.png`` and ``evaluation.json``.
@@ -15,6 +21,11 @@ line that reports it, then writes them as ``evaluation.png`` and ``evaluation.js
 References:
     Smilkov, Thorat, Kim, Viegas, Wattenberg (2017). SmoothGrad: removing noise by adding
     noise. arXiv:1706.03825 (figures 3 and 4; sections 3.1, 3.3, 3.4 and 3.5).
+    Jiang et al. (2021). LayerCAM. IEEE TIP 30; Wang et al. (2020). Score-CAM. CVPR
+    workshops. Xu, Venugopalan, Sundararajan (2020). Attribution in scale and space (Blur
+    IG). Kapishnikov et al. (2021). Guided integrated gradients; Kapishnikov et al. (2019).
+    XRAI. Erion et al. (2021). Expected gradients. Petsiuk, Das, Saenko (2018). RISE.
+    Bykov et al. (2022). NoiseGrad and FusionGrad.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import visualize as vis
 from adapters import demo as digits
 from adapters.demo import evaluation
 from saliency_core import (
+    expected_gradients,
     grad_cam,
     grad_cam_plus_plus,
     guided_grad_cam,
@@ -44,7 +56,7 @@ from saliency_core.types import GradientFn
 
 from .errors import CommandError, check_framework
 from .methods import METHODS, Options, compute, smooth
-from .output import check_out, heat, say, staged_output
+from .output import check_out, heat, ranked, say, staged_output
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -64,7 +76,9 @@ __all__ = [
     "evaluation_figure",
     "figure_numbers",
     "make_scene",
+    "more_methods",
     "noise_levels",
+    "reference_set",
     "run",
     "sample_sizes",
     "training_noise",
@@ -162,14 +176,15 @@ def make_scene(model: Model, *, seed: int, noisy: Model | None = None) -> Scene:
 
 def _columns(scene: Scene, maps: list[np.ndarray], titles: list[str]) -> Image.Image:
     """One row per digit: the input, then one heatmap per entry of ``maps``."""
-    return vis.grid([[scene.x[i]] + [heat(m[i]) for m in maps] for i in range(len(scene.x))],
+    shown = [heat(m) for m in maps]  # whole batches: heat() reads one (H, W, C) as (N, H, W)
+    return vis.grid([[scene.x[i]] + [m[i] for m in shown] for i in range(len(scene.x))],
                     titles=["input", *titles], row_labels=scene.titles, cell_size=CELL_SIZE)
 
 
 def vanilla_vs_smoothgrad(scene: Scene) -> Image.Image:
     """The input, its gradient and SmoothGrad, side by side."""
-    return vis.grid([[image, heat(v), heat(s)]
-                     for image, v, s in zip(scene.x, scene.vanilla, scene.smooth, strict=True)],
+    return vis.grid([[image, v, s] for image, v, s in
+                     zip(scene.x, heat(scene.vanilla), heat(scene.smooth), strict=True)],
                     titles=["input", "gradient", "SmoothGrad"], row_labels=scene.titles,
                     cell_size=CELL_SIZE)
 
@@ -215,10 +230,12 @@ def visualization_techniques(scene: Scene) -> Image.Image:
             x,
             vis.apply_colormap(vis.diverging(s), cmap="blue_grey_red"),
             vis.grayscale(s, clip_percentile=100.0),
-            heat(s),
-            heat(vis.times_input(s, x)),
+            shown,
+            times_input,
         ]
-        for x, s in zip(scene.x, scene.smooth, strict=True)
+        for x, s, shown, times_input in zip(
+            scene.x, scene.smooth, heat(scene.smooth),
+            heat(vis.times_input(scene.smooth, scene.x)), strict=True)
     ]
     return vis.grid(rows, titles=["input", "signed", "|map|", "|map| capped p99", "map x input"],
                     row_labels=scene.titles, cell_size=CELL_SIZE)
@@ -248,7 +265,8 @@ def discriminativity(scene: Scene) -> Image.Image:
     rows = []
     for method in methods.values():
         first, second = (method(scene, pair, digit) for digit in PAIR)
-        rows.append([pair[0], heat(first), heat(second), vis.discriminativity(first, second)])
+        rows.append([pair[0], heat(first[None])[0], heat(second[None])[0],
+                     vis.discriminativity(first, second)])
     return vis.grid(rows, titles=["input", *(f"class {digit}" for digit in PAIR),
                                   f"{PAIR[0]} minus {PAIR[1]}"],
                     row_labels=list(methods), cell_size=(2 * CELL_SIZE, CELL_SIZE))
@@ -265,7 +283,9 @@ def _smoothgrad(scene: Scene, x: np.ndarray, digit: int) -> np.ndarray:
 def cam_methods(scene: Scene) -> Image.Image:
     """Class activation maps of :data:`CAM_LAYER` and occlusion, beside SmoothGrad.
 
-    Grad-CAM, Grad-CAM++, Smooth Grad-CAM++ and Guided Grad-CAM share one layer callback.
+    Grad-CAM, Grad-CAM++, Smooth Grad-CAM++ and Guided Grad-CAM share one layer callback;
+    Layer-CAM and Score-CAM run through :func:`adapters.cli.methods.compute`, as
+    ``saliency explain --method layer-cam --layer relu3`` (or ``score-cam``) runs them.
     """
     model, x, target = scene.model, scene.x, scene.target
     layer_fn, channel_axis = model.layer_fn(CAM_LAYER)
@@ -277,13 +297,68 @@ def cam_methods(scene: Scene) -> Image.Image:
                              layer_fn=layer_fn, channel_axis=channel_axis,
                              input_channel_axis=-1)
     occluded = occlusion(model.predict_fn(), x, target, window=(4, 4, 1), stride=(2, 2, 1))
-    rows = [[x[i], heat(scene.smooth[i]), vis.grayscale(cam[i], channel_axis=None),
+    options = Options(seed=scene.options.seed, layer=CAM_LAYER)
+    layer_cams, score_cams = (compute(METHODS[name], model, x, target, options)
+                              for name in ("layer-cam", "score-cam"))
+    # heat() of the whole batch: one (H, W, C) map alone would be read as (N, H, W)
+    smooth_shown, guided_shown = heat(scene.smooth), heat(guided)
+    rows = [[x[i], smooth_shown[i], vis.grayscale(cam[i], channel_axis=None),
              vis.grayscale(cam_pp[i], channel_axis=None),
-             vis.grayscale(smooth_cam_pp[i], channel_axis=None), heat(guided[i]),
+             vis.grayscale(smooth_cam_pp[i], channel_axis=None), guided_shown[i],
+             vis.grayscale(layer_cams[i], channel_axis=None),
+             vis.grayscale(score_cams[i], channel_axis=None),
              vis.grayscale(occluded[i], sign="positive")] for i in range(len(x))]
     return vis.grid(rows, titles=["input", "SmoothGrad", "Grad-CAM", "Grad-CAM++",
-                                  "Smooth GC++", "Guided GC", "occlusion"],
+                                  "Smooth GC++", "Guided GC", "Layer-CAM", "Score-CAM",
+                                  "occlusion"],
                     row_labels=scene.titles, cell_size=CELL_SIZE)
+
+
+def reference_set(scene: Scene) -> np.ndarray:
+    """Expected gradients' baselines: every shipped held-out digit but the shown ones.
+
+    Returns:
+        ``(496, 28, 28, 1)``: :func:`adapters.demo.load_held_out` without the rows equal to
+        a digit of ``scene.x``.
+    """
+    held_out, _ = digits.load_held_out()
+    flat = held_out.reshape(len(held_out), -1)
+    shown = (flat[:, None, :] == scene.x.reshape(len(scene.x), -1)[None]).all(axis=2)
+    return held_out[~shown.any(axis=1)]
+
+
+def more_methods(scene: Scene) -> Image.Image:
+    """The methods of other libraries, beside the gradient and SmoothGrad.
+
+    Blur IG, Guided IG, XRAI, RISE, NoiseGrad and FusionGrad run through
+    :func:`adapters.cli.methods.compute` with the command's defaults (``Options``: 50
+    steps, XRAI's two integrated gradients of 50 steps each, 2000 RISE masks, 10 model
+    copies with weight noise 0.2, FusionGrad's 50 noisy inputs per copy); expected gradients
+    draws 50 baselines per digit from :func:`reference_set`. Everything is seeded with the
+    scene's seed. XRAI is shown by rank (:func:`~adapters.cli.output.ranked`), the others
+    as magnitudes.
+    Without scikit-image (XRAI's segmentation, the ``xrai`` extra) the XRAI column is left
+    empty and its title says so.
+    """
+    model, x, target, options = scene.model, scene.x, scene.target, scene.options
+    shown: dict[str, np.ndarray | None] = {
+        "gradient": heat(scene.vanilla), "SmoothGrad": heat(scene.smooth),
+        **{label: heat(compute(METHODS[name], model, x, target, options))
+           for label, name in (("Blur IG", "blur-ig"), ("Guided IG", "guided-ig"))},
+    }
+    try:
+        shown["XRAI"] = ranked(compute(METHODS["xrai"], model, x, target, options))
+    except ImportError:  # raised before any model call: scikit-image is not installed
+        shown["XRAI (needs scikit-image)"] = None
+    shown["expected gradients"] = heat(expected_gradients(
+        scene.gradient, x, target, baselines=reference_set(scene),
+        n_samples=options.n_samples, batch_size=options.batch_size, seed=options.seed))
+    for label, name in (("RISE", "rise"), ("NoiseGrad", "noise-grad"),
+                        ("FusionGrad", "fusion-grad")):
+        shown[label] = heat(compute(METHODS[name], model, x, target, options))
+    return vis.grid([[x[i]] + [None if maps is None else maps[i] for maps in shown.values()]
+                     for i in range(len(x))],
+                    titles=["input", *shown], row_labels=scene.titles, cell_size=CELL_SIZE)
 
 
 #: ``(file name, title, figure)`` for every figure, in the order they are written.
@@ -297,7 +372,10 @@ FIGURES: tuple[tuple[str, str, Callable[[Scene], Image.Image]], ...] = (
     ("combined_methods.png", "SmoothGrad combined with other methods (3.4)", combined_methods),
     ("discriminativity.png", "two digits in one image, one map per class (3.3)",
      discriminativity),
-    ("cam_methods.png", "Grad-CAM, Grad-CAM++, Guided Grad-CAM, occlusion", cam_methods),
+    ("cam_methods.png", "Grad-CAM, Grad-CAM++, Guided Grad-CAM, Layer-CAM, Score-CAM, "
+     "occlusion", cam_methods),
+    ("more_methods.png", "Blur IG, Guided IG, XRAI, expected gradients, RISE, NoiseGrad, "
+     "FusionGrad", more_methods),
 )
 
 

@@ -48,6 +48,7 @@ from .output import (
     display_factor,
     enlarge,
     heat,
+    ranked,
     say,
     staged_output,
     unique_stems,
@@ -200,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
     x, model, outputs, target = load_inputs(args)
     maps = compute_maps(method, model, x, target, options_of(args), progress=not args.quiet)
     pixels = display_pixels(x, args.mean, args.std)
-    shown = heat(maps)
+    # XRAI's values rank regions (and may be negative): shown by rank, the others by magnitude
+    shown = ranked(maps) if method.attribution == "xrai" else heat(maps)
     scores = outputs[np.arange(len(x)), target]
     with staged_output(Path(args.out)) as staging:
         report = _write_images(staging, method, args.input, stems, pixels, shown, maps,

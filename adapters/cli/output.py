@@ -57,8 +57,9 @@ def heat(maps: np.ndarray) -> np.ndarray:
     """The paper's display: absolute values, summed over channels, capped at the 99th pct.
 
     Args:
-        maps: channels-last maps, ``(N, H, W, C)`` or one ``(H, W, C)``; maps without a
-            channel axis (Grad-CAM's ``(N, H, W)``) are shown as they are.
+        maps: a batch of channels-last maps ``(N, H, W, C)``, or of maps without a channel
+            axis ``(N, H, W)`` (Grad-CAM's), shown as they are. One map alone must keep its
+            batch axis (``maps[None]``): a 3-D array is read as ``(N, H, W)``.
 
     Returns:
         Values in [0, 1], without the channel axis.
@@ -68,6 +69,20 @@ def heat(maps: np.ndarray) -> np.ndarray:
         (1, 1, 2)
     """
     return vis.grayscale(maps, channel_axis=-1 if maps.ndim == 4 else None)
+
+
+def ranked(maps: np.ndarray) -> np.ndarray:
+    """XRAI's ``(N, H, W)`` maps in [0, 1] by value, the lowest region black, the highest white.
+
+    XRAI's values rank its regions and may be negative, so each map is shifted to start at
+    0 before :func:`visualize.grayscale`, which would otherwise show magnitudes.
+
+    Example:
+        >>> ranked(np.array([[[-2.0, 1.0]]])).round(2)
+        array([[[0., 1.]]])
+    """
+    lowest = maps.reshape(len(maps), -1).min(axis=1).reshape(-1, *(1,) * (maps.ndim - 1))
+    return vis.grayscale(maps - lowest, channel_axis=None)
 
 
 def display_factor(shape: Sequence[int], display_size: int) -> int:

@@ -16,7 +16,7 @@ from adapters.cli.errors import CommandError
 from adapters.cli.explain import SHEET_CELL_SIZE, compute_maps, rows_per_image
 from adapters.cli.images import expand_inputs
 from adapters.cli.methods import METHODS, Options, compute
-from adapters.cli.output import heat
+from adapters.cli.output import heat, ranked
 from tests.conftest import require
 from visualize import apply_colormap
 
@@ -332,6 +332,24 @@ def test_heat_maps_and_overlays_are_enlarged_and_the_npy_is_not(tmp_path, size, 
     assert overlay.size == shown and overlay.mode == "RGB"
     blocks = np.asarray(overlay).reshape(size[0], factor, size[1], factor, 3)
     assert (blocks == blocks[:, :1, :, :1]).all()
+
+
+def test_xrai_heat_maps_show_the_ranking_not_magnitudes(tmp_path):
+    require("torch")
+    image = write_png(tmp_path / "im.png", size=(24, 24), seed=3)
+    out = tmp_path / "out"
+    assert run("--input", str(image), "--method", "xrai", "--steps", "4", "--display-size",
+               "24", "--out", str(out)) == 0
+    raw = np.load(out / "im_xrai.npy")  # (H, W): each pixel its region's density
+    heat_png = np.asarray(Image.open(out / "im_xrai_heatmap.png"), dtype=np.float64)
+    assert raw.shape == heat_png.shape
+    # the lowest-ranked region is black and the highest white, whatever their signs, and
+    # the grey levels in between are linear in the value (ranked), not in its magnitude
+    assert raw.min() < 0 < raw.max()
+    assert heat_png[raw == raw.min()].max() == 0
+    assert heat_png[raw == raw.max()].min() == 255
+    np.testing.assert_array_equal(heat_png, np.rint(ranked(raw[None])[0] * 255))
+    assert not np.array_equal(heat_png, np.rint(heat(raw[None])[0] * 255))
 
 
 def test_overlay_shows_the_image_as_read_not_as_normalised(tmp_path):

@@ -22,7 +22,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 DEMO_FIGURES = {
     "vanilla_vs_smoothgrad.png", "noise_levels.png", "sample_sizes.png",
     "visualization_techniques.png", "combined_methods.png", "discriminativity.png",
-    "cam_methods.png", "training_noise.png",
+    "cam_methods.png", "training_noise.png", "more_methods.png",
 }
 FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "jax", "flax")
 

@@ -14,7 +14,7 @@ FRAMEWORKS = {
     "quickstart_pytorch": ("torch",),
     "quickstart_tensorflow": ("tensorflow", "torch"),
     "quickstart_jax": ("jax", "flax"),
-    "paper_figures": ("torch",),
+    "paper_figures": ("torch", "skimage", "scipy"),
     "evaluation": ("torch",),
     "tabular": ("torch", "sklearn"),
     "time_series": ("torch", "statsmodels"),
