@@ -106,7 +106,7 @@ def _legend_corner(
 def _axis_labels(
     picture: Image.Image,
     draw: ImageDraw.ImageDraw,
-    font: object,
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
     box: tuple[float, float, float, float],
     *,
     title: str | None = None,

@@ -98,7 +98,7 @@ def _run_jobs(args: argparse.Namespace) -> int:
     if args.masks is not None:
         raise CommandError("--masks: not with --engine (data-set jobs measure deletion, "
                            "insertion, sparseness, complexity and stability)")
-    metrics = ("deletion_auc", "insertion_auc", "sparseness", "complexity")
+    metrics: tuple[str, ...] = ("deletion_auc", "insertion_auc", "sparseness", "complexity")
     metrics += ("stability",) if args.stability else ()
     for name in args.method:
         result = job_command.run_from_args(args, method=name, out=str(Path(args.out) / name),

@@ -70,11 +70,14 @@ ATTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "rise": ("predict",),
 }
 
-_LAYER_METHODS = {"grad-cam": grad_cam, "grad-cam++": grad_cam_plus_plus,
-                  "layer-cam": layer_cam, "score-cam": score_cam}
-_PATH_METHODS = {"integrated-gradients": integrated_gradients,
-                 "blur-ig": blur_integrated_gradients,
-                 "guided-ig": guided_integrated_gradients}
+_LAYER_METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "grad-cam": grad_cam, "grad-cam++": grad_cam_plus_plus, "layer-cam": layer_cam,
+    "score-cam": score_cam,
+}
+_PATH_METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "integrated-gradients": integrated_gradients, "blur-ig": blur_integrated_gradients,
+    "guided-ig": guided_integrated_gradients,
+}
 
 
 @dataclass(frozen=True)
