@@ -68,17 +68,23 @@ class Model:
         framework: one of :data:`FRAMEWORKS`; detected from ``handle`` when None.
         layers: for JAX, which has no named layers, a function
             ``split(layer) -> (features_fn, head_fn)`` giving Grad-CAM's two halves.
+        device: the device every callback runs on where the call names none (``"cuda"``,
+            ``"cpu"``, ...; the backends' ``device=``); None: the framework's choice.
     """
 
     handle: Any
     framework: str | None = None
     layers: Callable[[str], tuple[Callable, Callable]] | None = None
+    device: Any = None
     _backend: ModuleType = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.framework is None:
             self.framework = detect_framework(self.handle)
         self._backend = backend(self.framework)
+
+    def _device(self, device: Any) -> Any:
+        return self.device if device is None else device
 
     @property
     def channels_first(self) -> bool:
@@ -101,13 +107,15 @@ class Model:
         dtype: Any = None,
     ) -> GradientFn:
         """The gradient callback (``relu_rule="guided"`` for guided backpropagation)."""
-        fn = self._backend.gradient_fn(self.handle, objective=objective, device=device,
-                                       dtype=dtype, relu_rule=relu_rule)
+        fn = self._backend.gradient_fn(self.handle, objective=objective,
+                                       device=self._device(device), dtype=dtype,
+                                       relu_rule=relu_rule)
         return self._native(fn)
 
     def predict_fn(self, *, device: Any = None, dtype: Any = None) -> PredictFn:
         """The outputs of a channels-last batch, as numpy."""
-        return self._native(self._backend.predict_fn(self.handle, device=device, dtype=dtype))
+        return self._native(self._backend.predict_fn(self.handle, device=self._device(device),
+                                                     dtype=dtype))
 
     def layer_fn(
         self, layer: str, *, objective: Any = None, device: Any = None, dtype: Any = None
@@ -118,8 +126,8 @@ class Model:
         (channels at ``CHANNEL_AXIS``), which is the axis returned beside it.
         """
         chosen = self.layers(layer) if self.layers is not None else layer
-        fn = self._backend.layer_fn(self.handle, chosen, objective=objective, device=device,
-                                    dtype=dtype)
+        fn = self._backend.layer_fn(self.handle, chosen, objective=objective,
+                                    device=self._device(device), dtype=dtype)
         if not self.channels_first:
             return fn, self._backend.CHANNEL_AXIS
 
@@ -141,7 +149,7 @@ class Model:
         (the backend's ``copy_with_weights``); this model is left untouched."""
         copied = self._backend.copy_with_weights(self.handle, transform, layers=layers,
                                                  seed=seed)
-        return Model(copied, self.framework, layers=self.layers)
+        return Model(copied, self.framework, layers=self.layers, device=self.device)
 
 
 # --------------------------------------------------------------------------- noisy copies

@@ -172,9 +172,9 @@ def _declared(model: Model, *, exported: bool = False) -> InputShape:
     channels, size = backend(str(model.framework)).input_spec(model.handle)
     if channels is None and size is None:
         return InputShape()
-    if model.framework == "tensorflow":
-        inputs = getattr(model.handle, "inputs", None) or [None]
-        source = f"from its input shape {tuple(getattr(inputs[0], 'shape', ()))}"
+    inputs = getattr(model.handle, "inputs", None)  # a Keras model's symbolic inputs
+    if isinstance(inputs, list | tuple) and inputs and hasattr(inputs[0], "shape"):
+        source = f"from its input shape {tuple(inputs[0].shape)}"
     elif exported:
         source = "from its exported example input"
     elif size is not None:

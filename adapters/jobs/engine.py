@@ -209,8 +209,8 @@ def build_model(factory: Any, framework: str | None, *, gpu: bool = False) -> Mo
             :class:`adapters.models.Model`), or a spec string as ``saliency explain
             --model`` takes (``module:function`` or a model file).
         framework: the framework, or None to detect it.
-        gpu: a GPU was given to this worker: a PyTorch model whose parameters are all on
-            the CPU is moved to ``cuda``.
+        gpu: a GPU was given to this worker: the model's callbacks run on ``cuda`` (the
+            backends place the model and the batches there).
 
     Raises:
         ValueError, TypeError: a spec that does not load, a factory that fails or returns
@@ -232,8 +232,8 @@ def build_model(factory: Any, framework: str | None, *, gpu: bool = False) -> Mo
             loaded = handle if isinstance(handle, Model) else Model(handle, framework)
         except (TypeError, ValueError) as error:
             raise TypeError(f"model_factory() returned an unusable model: {error}") from None
-    if gpu and loaded.framework == "torch":
-        _to_gpu(loaded.handle)
+    if gpu and loaded.device is None:
+        loaded = dataclasses.replace(loaded, device="cuda")
     return loaded
 
 
@@ -243,16 +243,6 @@ def load_spec(spec: str, framework: str | None) -> Model:
 
     loaded = load_model(spec, framework)
     return loaded if isinstance(loaded, Model) else loaded.model
-
-
-def _to_gpu(module: Any) -> None:
-    import torch
-
-    if not torch.cuda.is_available() or not hasattr(module, "parameters"):
-        return
-    parameters = list(module.parameters())
-    if parameters and all(p.device.type == "cpu" for p in parameters):
-        module.to("cuda")
 
 
 def _framework_version(framework: str | None) -> str | None:

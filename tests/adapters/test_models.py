@@ -77,3 +77,21 @@ def test_model_weight_copies_are_models_of_the_same_framework(framework):
     np.testing.assert_array_equal(copy.predict_fn()(x), np.zeros((2, reference.N_CLASSES)))
     np.testing.assert_allclose(model.predict_fn()(x), reference.forward(weights, x), rtol=1e-4,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_models_device_is_every_callbacks_default_and_its_copies(framework):
+    h = load_harness(framework)
+    weights = reference.make_weights(0)
+    x = reference.make_inputs(2, seed=3)
+    on_cpu = Model(h.reference_model(weights), device="cpu")
+    np.testing.assert_allclose(on_cpu.predict_fn()(x), reference.forward(weights, x),
+                               rtol=1e-4, atol=1e-5)
+    assert on_cpu.copy_with_weights(lambda weight, rng: weight).device == "cpu"
+    nowhere = Model(h.reference_model(weights), device="nowhere")
+    for make in (nowhere.gradient_fn, nowhere.predict_fn):
+        with pytest.raises(ValueError, match="expected a device such as 'cpu'.*got 'nowhere'"):
+            make()
+    # a device named in the call wins over the model's
+    np.testing.assert_allclose(nowhere.predict_fn(device="cpu")(x), on_cpu.predict_fn()(x),
+                               rtol=1e-6)
