@@ -36,6 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import visualize as vis
+from saliency_core import DEFAULT_NOISE, NOISE_SCHEMES
 from visualize.sheet import pages, summary_sheet
 
 from .errors import CommandError, check_framework
@@ -149,6 +150,9 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SmoothGrad's noisy samples per image")
     parser.add_argument("--noise-level", type=float, default=0.15, metavar="LEVEL",
                         help="SmoothGrad's noise, a fraction of each image's value range")
+    parser.add_argument("--noise", choices=NOISE_SCHEMES, default=DEFAULT_NOISE,
+                        help="SmoothGrad's noise scheme (lhs: Latin hypercube, the fewest "
+                             "samples for a given error; iid: independent draws)")
     parser.add_argument("--steps", type=int, default=50, metavar="N",
                         help="integrated-gradients steps")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N",
@@ -361,7 +365,8 @@ def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, Model, np.ndarray
 
 def options_of(args: argparse.Namespace) -> Options:
     """The method options of ``args``; the command's own bars count images and methods."""
-    return Options(n_samples=args.n_samples, noise_level=args.noise_level, steps=args.steps,
+    return Options(n_samples=args.n_samples, noise_level=args.noise_level, noise=args.noise,
+                   steps=args.steps,
                    batch_size=args.batch_size, seed=args.seed, layer=args.layer,
                    n_models=args.n_models, weight_noise=args.weight_noise,
                    n_masks=args.n_masks, progress=False)

@@ -36,6 +36,7 @@ import numpy as np
 
 from saliency_core import (
     AGGREGATES,
+    DEFAULT_NOISE,
     black_white_integrated_gradients,
     blur_integrated_gradients,
     fusion_grad,
@@ -87,6 +88,7 @@ class Options:
     Attributes:
         n_samples: SmoothGrad's noisy samples per input (FusionGrad's per model copy).
         noise_level: SmoothGrad's noise, a fraction of each input's value range.
+        noise: SmoothGrad's noise scheme, one of ``saliency_core.NOISE_SCHEMES``.
         steps: the steps of the path methods (integrated gradients, Blur IG, Guided IG,
             and XRAI's two integrated gradients).
         batch_size: rows per model call.
@@ -102,6 +104,7 @@ class Options:
 
     n_samples: int = 50
     noise_level: float = 0.15
+    noise: str = DEFAULT_NOISE
     steps: int = 50
     batch_size: int = 64
     seed: SeedLike = 0
@@ -230,14 +233,16 @@ def smooth(
         fn: any attribution callback ``fn(x, target) -> maps``.
         x: the inputs, ``(N, ...)``.
         target: one class per input, ``(N,)``.
-        options: ``n_samples``, ``noise_level``, ``batch_size``, ``seed`` and ``progress``.
+        options: ``n_samples``, ``noise_level``, ``noise``, ``batch_size``, ``seed`` and
+            ``progress``.
         aggregate: SmoothGrad's aggregate.
 
     Returns:
         The smoothed maps, shaped as ``fn``'s.
     """
     return smoothgrad(fn, x, target, n_samples=options.n_samples,
-                      noise_level=options.noise_level, aggregate=aggregate,
+                      noise_level=options.noise_level, noise=options.noise,
+                      aggregate=aggregate,
                       batch_size=options.batch_size, seed=options.seed,
                       progress=options.progress)
 
@@ -298,6 +303,7 @@ def compute(
         else:
             fn = partial(fusion_grad, make_fn, n_models=options.n_models,
                          n_samples=options.n_samples, noise_level=options.noise_level,
+                         noise=options.noise,
                          batch_size=batch, seed=options.seed)
     else:
         gradient = model.gradient_fn(relu_rule=CALLBACKS[method.callback])

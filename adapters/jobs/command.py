@@ -88,7 +88,7 @@ def run_from_args(args: argparse.Namespace, *, method: str, out: str,
             std=args.std, shard_size=args.shard_size, engine=engine,
             retries=args.retries, progress=not args.quiet,
             method_options={name: getattr(args, name)
-                            for name in ("n_models", "weight_noise", "n_masks")
+                            for name in ("n_models", "weight_noise", "n_masks", "noise")
                             if hasattr(args, name)},
             **({key: value for key, value in ray_only.items()} if engine == "ray" else {}),
         )

@@ -383,7 +383,8 @@ class ShardWorker:
             return np.asarray(self.fn(x, targets))
         parts = [
             smoothgrad(self.fn, x[i:i + 1], targets[i:i + 1], n_samples=options.n_samples,
-                       noise_level=options.noise_level, aggregate=method.aggregate,
+                       noise_level=options.noise_level, noise=options.noise,
+                       aggregate=method.aggregate,
                        batch_size=options.batch_size,
                        seed=input_seed(self.job.seed, name, METHOD_NOISE))
             for i, name in enumerate(names)
@@ -399,7 +400,8 @@ class ShardWorker:
         if method.aggregate is None:
             return self.fn
         return partial(smoothgrad, self.fn, n_samples=options.n_samples,
-                       noise_level=options.noise_level, aggregate=method.aggregate,
+                       noise_level=options.noise_level, noise=options.noise,
+                       aggregate=method.aggregate,
                        batch_size=options.batch_size,
                        seed=input_seed(self.job.seed, name, METHOD_NOISE))
 

@@ -84,6 +84,29 @@ def test_smoothgrad_over_integrated_gradients_is_the_mean_noisy_input_times_weig
     np.testing.assert_allclose(maps, mean_noisy_input * WEIGHTS[TARGET], rtol=1e-10)
 
 
+@pytest.mark.parametrize("noise", ["iid", "antithetic", "lhs"])
+def test_the_noise_scheme_of_the_options_is_smoothgrads(noise):
+    maps, _ = run("smoothgrad-ig", steps=3, noise=noise)
+    mean_noisy_input = smoothgrad(lambda x, target: x, X, TARGET, n_samples=8, seed=1,
+                                  noise=noise)
+    np.testing.assert_allclose(maps, mean_noisy_input * WEIGHTS[TARGET], rtol=1e-10)
+    other = "iid" if noise != "iid" else "lhs"
+    assert not np.allclose(maps, run("smoothgrad-ig", steps=3, noise=other)[0])
+
+
+def test_the_command_takes_the_noise_scheme_and_defaults_to_smoothgrads():
+    from adapters.cli import build_parser
+    from adapters.cli.errors import CommandError
+    from adapters.cli.explain import options_of
+    from saliency_core import DEFAULT_NOISE
+
+    base = ["explain", "--model", "m:f", "--input", "x.png"]
+    assert options_of(build_parser().parse_args(base)).noise == DEFAULT_NOISE == "lhs"
+    assert options_of(build_parser().parse_args([*base, "--noise", "iid"])).noise == "iid"
+    with pytest.raises(CommandError, match="--noise: invalid choice: 'sobol'"):
+        build_parser().parse_args([*base, "--noise", "sobol"])
+
+
 def test_grad_cam_weights_channels_by_their_mean_gradient():
     maps, model = run("grad-cam", layer="input")
     assert model.asked == [("layer", "input")]
