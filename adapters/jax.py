@@ -606,6 +606,25 @@ def gradient_fn(
                             relu_rule=None if relu_rule is None else repr(relu_rule))
 
 
+
+def _split(pair: Any, name: str, first: str, how: str) -> tuple[Callable, Callable]:
+    """A model split in two, ``(first, head_fn)``, both callable; a name is refused with ``how``."""
+    article = "an" if first[0] in "aeiou" else "a"
+    if isinstance(pair, str):
+        raise ValueError(
+            f"expected {name} to be {article} ({first}, head_fn) pair, got the str {pair!r}: "
+            f"{how}"
+        )
+    if not isinstance(pair, tuple | list) or len(pair) != 2:
+        raise TypeError(
+            f"expected {name} to be {article} ({first}, head_fn) pair, got "
+            f"{type(pair).__name__}"
+        )
+    _backend.check_callable(pair[0], first)
+    _backend.check_callable(pair[1], "head_fn")
+    return pair[0], pair[1]
+
+
 def layer_fn(
     model: Any,
     layer: tuple[Callable[..., Any], Callable[..., Any]],
@@ -642,19 +661,10 @@ def layer_fn(
                [2., 3.]], dtype=float32))
     """
     apply_fn, params = _apply_and_params(model, params)
-    if isinstance(layer, str):
-        raise ValueError(
-            f"expected layer to be a (features_fn, head_fn) pair, got the str {layer!r}: a JAX "
-            "model has no named layers, so split it there, features_fn(params, x) -> "
-            "activations and head_fn(params, activations) -> output"
-        )
-    if not isinstance(layer, tuple | list) or len(layer) != 2:
-        raise TypeError(
-            f"expected layer to be a (features_fn, head_fn) pair, got {type(layer).__name__}"
-        )
-    features_fn, head_fn = layer
-    _backend.check_callable(features_fn, "features_fn")
-    _backend.check_callable(head_fn, "head_fn")
+    features_fn, head_fn = _split(
+        layer, "layer", "features_fn",
+        "a JAX model has no named layers, so split it there, features_fn(params, x) -> "
+        "activations and head_fn(params, activations) -> output")
     program = _Program(_layer_gradients, params, device=device, dtype=dtype,
                        objective=objective, features_fn=features_fn, head_fn=head_fn)
 
@@ -751,20 +761,10 @@ def embedding_fn(
         (array([[-1., -1.]], dtype=float32), array([-2.], dtype=float32))
     """
     _, params = _apply_and_params(model, params)
-    if isinstance(embedding, str):
-        raise ValueError(
-            f"expected embedding to be an (embed_fn, head_fn) pair, got the str {embedding!r}: "
-            "a JAX model has no named layers, so split it at the embedding, "
-            "embed_fn(params, ids) -> embeddings and head_fn(params, embeddings) -> output"
-        )
-    if not isinstance(embedding, tuple | list) or len(embedding) != 2:
-        raise TypeError(
-            f"expected embedding to be an (embed_fn, head_fn) pair, got "
-            f"{type(embedding).__name__}"
-        )
-    embed_fn, head_fn = embedding
-    _backend.check_callable(embed_fn, "embed_fn")
-    _backend.check_callable(head_fn, "head_fn")
+    embed_fn, head_fn = _split(
+        embedding, "embedding", "embed_fn",
+        "a JAX model has no named layers, so split it at the embedding, "
+        "embed_fn(params, ids) -> embeddings and head_fn(params, embeddings) -> output")
     gradient = gradient_fn(head_fn, params=params, objective=objective, device=device,
                            dtype=dtype)
     predict = predict_fn(head_fn, params=params, device=device, dtype=dtype)

@@ -103,6 +103,15 @@ def _legend_corner(
     return min(corners, key=covered)
 
 
+def _shorten(draw: ImageDraw.ImageDraw, text: str, font: object, limit: float) -> str:
+    """``text``, its end replaced by "..." until it fits ``limit`` pixels."""
+    if draw.textlength(text, font=font) <= limit:  # type: ignore[arg-type]
+        return text
+    while text and draw.textlength(text + "...", font=font) > limit:  # type: ignore[arg-type]
+        text = text[:-1]
+    return text + "..."
+
+
 def _axis_labels(
     picture: Image.Image,
     draw: ImageDraw.ImageDraw,

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw, ImageFont
 
 from visualize._checks import as_real_array
-from visualize.charts import _axis_labels, _label, _nice_ticks
+from visualize.charts import _axis_labels, _label, _nice_ticks, _shorten
 
 __all__ = ["BAR_ORDERS", "NEGATIVE_COLOUR", "POSITIVE_COLOUR", "feature_bar_chart"]
 
@@ -99,14 +99,6 @@ def _check_int(value: object, *, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name}: expected an integer of at least {minimum}, got {value!r}")
     return int(value)
-
-
-def _shorten(draw: ImageDraw.ImageDraw, text: str, font: object, limit: float) -> str:
-    if draw.textlength(text, font=font) <= limit:  # type: ignore[arg-type]
-        return text
-    while text and draw.textlength(text + "...", font=font) > limit:  # type: ignore[arg-type]
-        text = text[:-1]
-    return text + "..."
 
 
 def feature_bar_chart(

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw, ImageFont
 
 from visualize._checks import as_real_array
-from visualize.charts import _label
+from visualize.charts import _label, _shorten
 from visualize.colormaps import apply_colormap, colormap_range
 from visualize.series import scale_attribution
 
@@ -160,14 +160,6 @@ def _check_labels(labels: object, n_texts: int) -> list[str] | None:
     if len(listed) != n_texts or not all(isinstance(label, str) for label in listed):
         raise ValueError(f"labels: expected {n_texts} strings (one per text), got {listed!r}")
     return listed
-
-
-def _shorten(draw: ImageDraw.ImageDraw, text: str, font: object, limit: float) -> str:
-    if draw.textlength(text, font=font) <= limit:  # type: ignore[arg-type]
-        return text
-    while text and draw.textlength(text + "...", font=font) > limit:  # type: ignore[arg-type]
-        text = text[:-1]
-    return text + "..."
 
 
 def text_image(
